@@ -1,0 +1,1 @@
+"""Online behaviour agents (DecQN) that generate the offline datasets."""

@@ -1,0 +1,48 @@
+"""DecQN's decoupled Q-network: one utility per (dimension, bin); Q(s, a) = mean_i U_i(s, a_i)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class DecoupledQNetwork(nn.Module):
+    """MLP torso (LayerNorm after the first layer) with a linear head of N x max_m utilities.
+
+    Dimensions with fewer bins than ``max_m`` get -inf utilities on the missing bins, so an argmax
+    never picks them and the padding never reaches a loss.
+    """
+
+    def __init__(self, obs_dim: int, nvec: Sequence[int], hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        self.obs_dim = int(obs_dim)
+        self.nvec = [int(m) for m in nvec]
+        self.hidden = [int(h) for h in hidden]
+        self.max_bins = max(self.nvec)
+        layers: list[nn.Module] = []
+        width = self.obs_dim
+        for i, h in enumerate(self.hidden):
+            layers.append(nn.Linear(width, h))
+            if i == 0:
+                layers.append(nn.LayerNorm(h))  # keeps unnormalized DMC observations well scaled
+            layers.append(nn.ReLU())
+            width = h
+        self.torso = nn.Sequential(*layers)
+        self.head = nn.Linear(width, len(self.nvec) * self.max_bins)
+        missing = torch.arange(self.max_bins)[None, :] >= torch.tensor(self.nvec)[:, None]
+        self.register_buffer("bin_padding", torch.where(missing, float("-inf"), 0.0), persistent=False)
+
+    @property
+    def num_dims(self) -> int:
+        return len(self.nvec)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Utilities of shape ``(B, N, max_m)``."""
+        utilities = self.head(self.torso(obs)).view(-1, self.num_dims, self.max_bins)
+        return utilities + self.bin_padding
+
+    def architecture(self) -> dict:
+        """Constructor arguments, JSON- and ``weights_only``-safe."""
+        return {"obs_dim": self.obs_dim, "nvec": list(self.nvec), "hidden": list(self.hidden)}

@@ -1,0 +1,20 @@
+"""Root of the ``spin-bench`` command: sub-commands are mounted here, one module each."""
+
+from __future__ import annotations
+
+import typer
+
+from spin_bench.cli.behaviour import app as behaviour_app
+
+app = typer.Typer(
+    name="spin-bench",
+    help="Offline RL benchmark for large discrete combinatorial action spaces.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(behaviour_app, name="behaviour", help="Train online behaviour agents (DecQN) that make the datasets.")
+
+
+def main() -> None:
+    app()

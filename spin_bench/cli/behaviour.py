@@ -1,0 +1,28 @@
+"""``spin-bench behaviour ...``: online DecQN training of the agents that make the datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("train")
+def train(
+    task: Annotated[str, typer.Option(help="Task, e.g. cheetah-run (see spin_bench.envs.all_tasks()).")],
+    env_steps: Annotated[int, typer.Option(help="Total environment steps.")] = 1_000_000,
+    bins: Annotated[int, typer.Option(help="Bins per action dimension.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the run.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder [default: runs/behaviour/<task>-bins<M>-seed<S>].")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Environment processes [default: one per core].")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Train (or resume) a DecQN behaviour agent, evaluating and snapshotting as it goes."""
+    from spin_bench.behaviour.trainer import run_training
+
+    run_training(task=task, env_steps=env_steps, bins=bins, seed=seed, out=out, workers=workers, device=device)
