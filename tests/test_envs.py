@@ -108,6 +108,17 @@ def test_same_seed_and_actions_give_bit_identical_rollouts():
     assert not np.array_equal(obs1[0], obs3[0])
 
 
+def test_seeds_match_dm_control_and_large_seeds_work():
+    from dm_control import suite
+
+    raw = suite.load("cheetah", "run", task_kwargs={"random": 5}).reset().observation
+    ours = gym.make("SPIN/cheetah-run-disc-v0", flatten=False).reset(seed=5)[0]
+    np.testing.assert_array_equal(ours["position"], raw["position"].astype(np.float32))
+    env = gym.make("SPIN/cheetah-run-disc-v0")
+    big = [env.reset(seed=2**40 + i)[0] for i in (0, 0, 1)]
+    assert big[0].tobytes() == big[1].tobytes() != big[2].tobytes()
+
+
 def test_truncation_at_one_thousand_steps_never_terminates():
     env = gym.make("SPIN/cheetah-run-disc-v0")
     env.reset(seed=0)

@@ -17,4 +17,14 @@ app.add_typer(behaviour_app, name="behaviour", help="Train online behaviour agen
 
 
 def main() -> None:
-    app()
+    """Console entry point: bad input is one line on stderr and exit code 2, not a traceback."""
+    import os
+    import sys
+
+    try:
+        app()
+    except ValueError as err:
+        if os.environ.get("SPIN_BENCH_DEBUG"):
+            raise
+        print(f"spin-bench: error: {err}", file=sys.stderr)
+        sys.exit(2)

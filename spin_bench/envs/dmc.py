@@ -116,7 +116,9 @@ class DiscreteDMCEnv(gym.Env, EzPickle):
         super().reset(seed=seed)
         if seed is not None:
             # The task draws its initial state from its own RandomState: reseed it for determinism.
-            self._env.task._random = np.random.RandomState(seed)
+            # Seeds below 2**32 match dm_control's own ``task_kwargs={"random": seed}``; larger ones are hashed.
+            legacy_seed = seed if 0 <= seed < 2**32 else int(np.random.SeedSequence(seed).generate_state(1)[0])
+            self._env.task._random = np.random.RandomState(legacy_seed)
         timestep = self._env.reset()
         return self._observation(timestep.observation), {}
 

@@ -1,0 +1,61 @@
+"""Hyperparameters of the online DecQN behaviour agent."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class DecQNConfig:
+    """DecQN (Seyde et al., 2023): decoupled per-dimension utilities, Q = mean over dimensions."""
+
+    hidden: tuple[int, ...] = (256, 256)
+    """Widths of the MLP torso (LayerNorm after the first layer)."""
+    learning_rate: float = 3e-4
+    """Adam step size."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    gamma: float = 0.99
+    """Discount factor."""
+    n_step: int = 3
+    """Length of the n-step return; shorter at the ends of episodes."""
+    tau: float = 0.005
+    """Polyak rate of the target network, applied after every update."""
+    huber_delta: float = 1.0
+    """Huber loss threshold on the TD error."""
+    grad_clip: float = 40.0
+    """Max global gradient norm."""
+    replay_size: int = 1_000_000
+    """Capacity of the replay buffer (transitions)."""
+    learning_starts: int = 10_000
+    """Environment steps of uniform random actions before learning starts."""
+    updates_per_step: float = 0.5
+    """Gradient updates per environment step (the replay ratio)."""
+    epsilon_start: float = 1.0
+    """Per-dimension exploration probability at the start of learning."""
+    epsilon_end: float = 0.05
+    """Per-dimension exploration probability after the decay."""
+    epsilon_decay_steps: int = 100_000
+    """Environment steps over which epsilon decays linearly (counted from ``learning_starts``)."""
+    chunk_steps: int = 500
+    """Environment steps each worker collects between weight refreshes."""
+    eval_interval: int = 25_000
+    """Environment steps between evaluations (each one also writes a snapshot and a checkpoint)."""
+    eval_episodes: int = 10
+    """Episodes per evaluation, seeded 1_000_000 + k so every evaluation sees the same starts."""
+    eval_epsilon: float = 0.0
+    """Per-dimension epsilon during evaluation (0 = greedy)."""
+
+    def epsilon(self, env_steps: int) -> float:
+        """Exploration probability after ``env_steps`` environment steps."""
+        if env_steps < self.learning_starts:
+            return 1.0
+        progress = min(1.0, (env_steps - self.learning_starts) / max(1, self.epsilon_decay_steps))
+        return self.epsilon_start + progress * (self.epsilon_end - self.epsilon_start)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DecQNConfig:
+        return cls(**{k: tuple(v) if k == "hidden" else v for k, v in data.items()})

@@ -1,0 +1,296 @@
+"""Online DecQN training: env workers collect, the learner updates, evaluations make snapshots.
+
+Run folder layout (``runs/behaviour/<task>-bins<M>-seed<S>/`` by default):
+    config.json           task, bins, seed, DecQN hyperparameters, versions
+    curve.csv             one row per evaluation (env steps, updates, wall seconds, returns)
+    snapshots/step_*.pt   weights-only policy snapshots, one per evaluation
+    checkpoint.pt         resume state: networks, optimizer, counters, RNG states (weights-only safe)
+    replay.npz            the replay buffer, so a resumed run continues exactly where it stopped
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from spin_bench.behaviour.config import DecQNConfig
+from spin_bench.behaviour.network import DecoupledQNetwork
+from spin_bench.behaviour.policy import save_snapshot
+from spin_bench.behaviour.replay import NStepReplay
+from spin_bench.behaviour.workers import WorkerPool, WorkerSpec
+
+EVAL_SEED_BASE = 1_000_000
+CURVE_FIELDS = (
+    "env_steps",
+    "updates",
+    "wall_seconds",
+    "epsilon",
+    "loss",
+    "train_return",
+    "eval_return_mean",
+    "eval_return_std",
+    "eval_episodes",
+    "snapshot",
+)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device={device!r} is not allowed; use auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} requested but CUDA is not available; use auto or cpu")
+    return torch.device(device)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+@dataclass
+class TrainState:
+    """Counters that survive a resume."""
+
+    env_steps: int = 0
+    updates: int = 0
+    wall_seconds: float = 0.0
+    next_eval: int = 0
+    curve: list[dict] = field(default_factory=list)
+
+
+class DecQNLearner:
+    """Networks, optimizer and the double-Q n-step update."""
+
+    def __init__(self, obs_dim: int, nvec: list[int], config: DecQNConfig, device: torch.device):
+        self.config, self.device = config, device
+        self.online = DecoupledQNetwork(obs_dim, nvec, config.hidden).to(device)
+        self.target = DecoupledQNetwork(obs_dim, nvec, config.hidden).to(device)
+        self.target.load_state_dict(self.online.state_dict())
+        self.target.requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.learning_rate)
+
+    def update(self, batch: dict[str, np.ndarray]) -> float:
+        b = {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in batch.items()}
+        actions = b["actions"].long()
+        q = self.online(b["observations"]).gather(2, actions[..., None]).squeeze(-1).mean(dim=1)
+        with torch.no_grad():
+            # Double Q: the online net picks each sub-action, the target net values it.
+            next_actions = self.online(b["next_observations"]).argmax(dim=-1, keepdim=True)
+            next_q = self.target(b["next_observations"]).gather(2, next_actions).squeeze(-1).mean(dim=1)
+            target = b["returns"] + b["discounts"] * next_q
+        loss = F.huber_loss(q, target, delta=self.config.huber_delta)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.target.parameters()), list(self.online.parameters()), self.config.tau)
+        return loss.item()
+
+    def cpu_weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in self.online.state_dict().items()}
+
+
+def _numpy_rng_state(rng: np.random.Generator) -> dict:
+    return rng.bit_generator.state
+
+
+def run_training(
+    task: str,
+    env_steps: int,
+    bins: int = 3,
+    seed: int = 0,
+    out: Path | None = None,
+    workers: int = 0,
+    device: str = "auto",
+    config: DecQNConfig | None = None,
+    log=print,
+) -> Path:
+    """Train or resume a DecQN agent until ``env_steps``; returns the run folder."""
+    import gymnasium as gym
+
+    import spin_bench
+    from spin_bench.envs import split_task
+
+    split_task(task)  # unknown task -> ValueError with the closest names, before any work
+    if env_steps <= 0:
+        raise ValueError(f"env_steps={env_steps} must be positive")
+    config = config or DecQNConfig()
+    torch_device = resolve_device(device)
+    out = Path(out or Path("runs") / "behaviour" / f"{task}-bins{bins}-seed{seed}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "snapshots").mkdir(exist_ok=True)
+    num_workers = workers or os.cpu_count() or 1
+
+    probe = gym.make(spin_bench.env_id(task), bins=bins)
+    obs_dim = int(probe.observation_space.shape[0])
+    nvec = [int(m) for m in probe.action_space.nvec]
+    probe.close()
+
+    run_config = {
+        "task": task,
+        "bins": bins,
+        "seed": seed,
+        "env_id": spin_bench.env_id(task),
+        "decqn": config.to_dict(),
+        "spin_bench_version": spin_bench.__version__,
+    }
+    config_path = out / "config.json"
+    if config_path.exists():
+        previous = json.loads(config_path.read_text())
+        for key in ("task", "bins", "seed", "decqn"):
+            if previous.get(key) != run_config[key]:
+                raise ValueError(
+                    f"{out} holds a run with {key}={previous.get(key)!r}, not {run_config[key]!r}; "
+                    "use another --out or the same settings to resume"
+                )
+    _atomic_write_text(config_path, json.dumps(run_config, indent=2) + "\n")
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng([seed, 0])
+    learner = DecQNLearner(obs_dim, nvec, config, torch_device)
+    replay = NStepReplay(config.replay_size, obs_dim, len(nvec))
+    state = TrainState(next_eval=config.eval_interval)
+
+    checkpoint_path = out / "checkpoint.pt"
+    if checkpoint_path.exists():
+        ckpt = torch.load(checkpoint_path, map_location=torch_device, weights_only=True)
+        learner.online.load_state_dict(ckpt["online"])
+        learner.target.load_state_dict(ckpt["target"])
+        learner.optimizer.load_state_dict(ckpt["optimizer"])
+        rng.bit_generator.state = ckpt["numpy_rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        state = TrainState(**{k: ckpt["state"][k] for k in ("env_steps", "updates", "wall_seconds", "next_eval")})
+        state.curve = _read_curve(out / "curve.csv")
+        if (out / "replay.npz").exists():
+            replay.load(out / "replay.npz")
+        log(f"resumed {out} at {state.env_steps:,} env steps, {state.updates:,} updates, replay {replay.size:,}")
+        if state.env_steps >= env_steps:
+            log(f"already trained for {state.env_steps:,} >= {env_steps:,} env steps")
+            return out
+
+    specs = [
+        WorkerSpec(task, bins, learner.online.architecture(), config.gamma, config.n_step, seed * 1000 + i + 1)
+        for i in range(num_workers)
+    ]
+    # Resumed runs give workers fresh seeds so they do not replay the episodes they already played.
+    if state.env_steps:
+        specs = [WorkerSpec(**{**s.__dict__, "seed": s.seed + 1_000_003 * state.env_steps}) for s in specs]
+    pool = WorkerPool(specs)
+    losses: list[float] = []
+    recent_returns: list[float] = []
+    started = time.perf_counter() - state.wall_seconds
+    try:
+        pool.set_weights(learner.cpu_weights())
+        while state.env_steps < env_steps:
+            epsilon = config.epsilon(state.env_steps)
+            steps = min(config.chunk_steps, -(-(env_steps - state.env_steps) // len(pool)))
+            pool.start_collect(steps, epsilon)
+            # Learn while the workers collect: the replay ratio is kept per chunk.
+            if replay.size >= config.learning_starts:
+                target_updates = int((state.env_steps - config.learning_starts) * config.updates_per_step)
+                for _ in range(max(0, target_updates - state.updates)):
+                    losses.append(learner.update(replay.sample(config.batch_size, rng)))
+                    state.updates += 1
+            chunks, collected, finished = pool.finish_collect()
+            for chunk in chunks:
+                replay.add(chunk)
+            state.env_steps += collected
+            recent_returns = (recent_returns + finished)[-20:]
+            pool.set_weights(learner.cpu_weights())
+            state.wall_seconds = time.perf_counter() - started
+
+            if state.env_steps >= state.next_eval or state.env_steps >= env_steps:
+                seeds = [EVAL_SEED_BASE + k for k in range(config.eval_episodes)]
+                returns = np.asarray(pool.evaluate(seeds, config.eval_epsilon))
+                snapshot = out / "snapshots" / f"step_{state.env_steps:09d}.pt"
+                save_snapshot(
+                    snapshot,
+                    learner.online.cpu(),
+                    task=task,
+                    bins=bins,
+                    seed=seed,
+                    env_steps=state.env_steps,
+                    eval_return_mean=float(returns.mean()),
+                    eval_return_std=float(returns.std()),
+                    eval_episodes=len(returns),
+                    eval_epsilon=config.eval_epsilon,
+                )
+                learner.online.to(torch_device)
+                state.wall_seconds = time.perf_counter() - started
+                row = {
+                    "env_steps": state.env_steps,
+                    "updates": state.updates,
+                    "wall_seconds": round(state.wall_seconds, 1),
+                    "epsilon": round(epsilon, 4),
+                    "loss": round(float(np.mean(losses)), 6) if losses else "",
+                    "train_return": round(float(np.mean(recent_returns)), 2) if recent_returns else "",
+                    "eval_return_mean": round(float(returns.mean()), 2),
+                    "eval_return_std": round(float(returns.std()), 2),
+                    "eval_episodes": len(returns),
+                    "snapshot": snapshot.relative_to(out).as_posix(),
+                }
+                state.curve.append(row)
+                losses = []
+                while state.next_eval <= state.env_steps:
+                    state.next_eval += config.eval_interval
+                _write_curve(out / "curve.csv", state.curve)
+                _save_checkpoint(checkpoint_path, learner, rng, state)
+                replay.save(out / "replay.npz")
+                sps = state.env_steps / max(state.wall_seconds, 1e-9)
+                log(
+                    f"{task} step {state.env_steps:>9,}  updates {state.updates:>8,}  "
+                    f"eval {returns.mean():7.1f} +- {returns.std():5.1f}  eps {epsilon:.3f}  "
+                    f"{sps:,.0f} env steps/s  {state.wall_seconds / 60:.1f} min"
+                )
+    finally:
+        pool.close()
+    return out
+
+
+def _save_checkpoint(path: Path, learner: DecQNLearner, rng: np.random.Generator, state: TrainState) -> None:
+    payload = {
+        "online": learner.online.state_dict(),
+        "target": learner.target.state_dict(),
+        "optimizer": learner.optimizer.state_dict(),
+        "numpy_rng": _numpy_rng_state(rng),
+        "torch_rng": torch.get_rng_state(),
+        "state": {
+            "env_steps": state.env_steps,
+            "updates": state.updates,
+            "wall_seconds": state.wall_seconds,
+            "next_eval": state.next_eval,
+        },
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(path)
+
+
+def _write_curve(path: Path, rows: list[dict]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=CURVE_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic_write_text(path, text.getvalue())
+
+
+def _read_curve(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

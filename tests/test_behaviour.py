@@ -1,0 +1,175 @@
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from spin_bench.behaviour.config import DecQNConfig
+from spin_bench.behaviour.network import DecoupledQNetwork
+from spin_bench.behaviour.policy import epsilon_greedy, load_behaviour_policy, save_snapshot
+from spin_bench.behaviour.replay import NStepReplay
+from spin_bench.behaviour.trainer import DecQNLearner
+from spin_bench.behaviour.workers import _NStepAccumulator
+
+
+def test_n_step_returns_bootstrap_through_truncation_but_not_termination():
+    gamma = 0.9
+    acc = _NStepAccumulator(gamma, n_step=3)
+    obs = [np.full(2, i, dtype=np.float32) for i in range(6)]
+    rewards = [1.0, 2.0, 3.0, 4.0, 5.0]
+    for t in range(5):
+        last = t == 4
+        acc.push(obs[t], np.array([t]), rewards[t], obs[t + 1], terminated=False, done=last)
+    rows = acc.drain()
+    assert len(rows["returns"]) == 5
+    np.testing.assert_allclose(rows["returns"][0], 1 + 0.9 * 2 + 0.81 * 3)
+    np.testing.assert_array_equal(rows["next_observations"][0], obs[3])
+    np.testing.assert_allclose(rows["discounts"][:3], 0.9**3)
+    # The last two transitions are truncated windows that still bootstrap from the final state.
+    np.testing.assert_allclose(rows["returns"][3:], [4 + 0.9 * 5, 5])
+    np.testing.assert_allclose(rows["discounts"][3:], [0.9**2, 0.9])
+    np.testing.assert_array_equal(rows["next_observations"][4], obs[5])
+
+    acc.push(obs[0], np.array([0]), 1.0, obs[1], terminated=False, done=False)
+    acc.push(obs[1], np.array([1]), 1.0, obs[2], terminated=True, done=True)
+    rows = acc.drain()
+    np.testing.assert_array_equal(rows["discounts"], [0.0, 0.0])
+    np.testing.assert_allclose(rows["returns"], [1.9, 1.0])
+
+
+def test_epsilon_greedy_draws_the_same_randomness_whatever_epsilon():
+    greedy = np.zeros((4, 5), dtype=np.int64)
+    nvec = np.array([3, 3, 3, 2, 10])
+    a, b = np.random.default_rng(1), np.random.default_rng(1)
+    assert (epsilon_greedy(greedy, nvec, 0.0, a) == 0).all()
+    explored = epsilon_greedy(greedy, nvec, 1.0, b)
+    assert (explored < nvec).all() and explored.any()
+    assert a.random() == b.random()  # both streams advanced by the same amount
+
+
+def test_epsilon_schedule():
+    config = DecQNConfig(learning_starts=100, epsilon_start=1.0, epsilon_end=0.1, epsilon_decay_steps=100)
+    assert config.epsilon(0) == 1.0
+    assert config.epsilon(150) == pytest.approx(0.55)
+    assert config.epsilon(10_000) == pytest.approx(0.1)
+    assert DecQNConfig.from_dict(config.to_dict()) == config
+
+
+def test_snapshot_round_trip_is_weights_only_and_acts_identically(tmp_path):
+    network = DecoupledQNetwork(17, [3, 3, 2, 5])
+    digest = save_snapshot(tmp_path / "s.pt", network, task="cheetah-run", env_steps=7)
+    assert len(digest) == 64 and not (tmp_path / "s.pt.tmp").exists()
+    policy = load_behaviour_policy(tmp_path / "s.pt")
+    assert policy.metadata == {"task": "cheetah-run", "env_steps": 7}
+    obs = np.random.default_rng(0).normal(size=(8, 17)).astype(np.float32)
+    with torch.no_grad():
+        expected = network(torch.from_numpy(obs)).argmax(-1).numpy()
+    np.testing.assert_array_equal(policy.greedy(obs), expected)
+    # Padded bins are never chosen.
+    assert (policy.act(obs, 1.0, np.random.default_rng(0))[:, 2] < 2).all()
+    torch.save({"format": "something else"}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="not a spin-bench behaviour snapshot"):
+        load_behaviour_policy(tmp_path / "bad.pt")
+
+
+def test_replay_ring_buffer_wraps_and_survives_save_load(tmp_path):
+    replay = NStepReplay(capacity=5, obs_dim=2, num_dims=3)
+    for start in (0, 3):
+        n = 3
+        replay.add(
+            {
+                "observations": np.arange(start, start + n, dtype=np.float32)[:, None].repeat(2, 1),
+                "actions": np.zeros((n, 3), dtype=np.int8),
+                "returns": np.arange(start, start + n, dtype=np.float32),
+                "next_observations": np.zeros((n, 2), dtype=np.float32),
+                "discounts": np.ones(n, dtype=np.float32),
+            }
+        )
+    assert replay.size == 5 and replay.cursor == 1
+    assert sorted(replay.returns.tolist()) == [1, 2, 3, 4, 5]
+    replay.save(tmp_path / "r.npz")
+    other = NStepReplay(capacity=5, obs_dim=2, num_dims=3)
+    other.load(tmp_path / "r.npz")
+    np.testing.assert_array_equal(other.returns, replay.returns)
+    assert other.cursor == 1
+
+
+def test_learner_solves_a_contextual_bandit():
+    """Reward = fraction of sub-actions equal to a state-dependent target: greedy must find it."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    n, m, num_dims = 4096, 3, 4
+    context = rng.integers(0, 2, size=n)
+    obs = np.eye(2, dtype=np.float32)[context]
+    targets = np.where(context[:, None] == 0, 0, 2).repeat(num_dims, 1)
+    actions = rng.integers(0, m, size=(n, num_dims))
+    batch_all = {
+        "observations": obs,
+        "actions": actions.astype(np.int8),
+        "returns": (actions == targets).mean(1).astype(np.float32),
+        "next_observations": obs,
+        "discounts": np.zeros(n, dtype=np.float32),
+    }
+    learner = DecQNLearner(2, [m] * num_dims, DecQNConfig(hidden=(64, 64), learning_rate=1e-3), torch.device("cpu"))
+    for _ in range(600):
+        idx = rng.integers(0, n, size=128)
+        learner.update({k: v[idx] for k, v in batch_all.items()})
+    with torch.no_grad():
+        greedy = learner.online(torch.eye(2)).argmax(-1).numpy()
+    np.testing.assert_array_equal(greedy, [[0] * num_dims, [2] * num_dims])
+
+
+def _run_cli(*args, check=True):
+    return subprocess.run(
+        [sys.executable, "-c", "from spin_bench.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+def _curve(run):
+    with open(run / "curve.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("workers", [2])
+def test_behaviour_train_cli_writes_curve_snapshots_and_resumes(tmp_path, monkeypatch, workers):
+    import spin_bench.behaviour.trainer as trainer
+    from spin_bench.behaviour.trainer import run_training
+
+    run = tmp_path / "run"
+    config = DecQNConfig(
+        hidden=(32, 32), learning_starts=500, eval_interval=1000, eval_episodes=2, chunk_steps=250, replay_size=10_000
+    )
+    run_training("finger-spin", 2000, out=run, workers=workers, config=config, log=lambda *_: None)
+    rows = _curve(run)
+    assert [int(r["env_steps"]) for r in rows] == [1000, 2000]
+    assert int(rows[-1]["updates"]) == int((2000 - 500) * 0.5) - 250  # learner lags one chunk
+    snapshot = load_behaviour_policy(run / rows[-1]["snapshot"])
+    assert snapshot.metadata["env_steps"] == 2000 and snapshot.metadata["eval_episodes"] == 2
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ckpt["state"]["env_steps"] == 2000
+
+    # Resume: continues from the checkpoint (updates keep counting), keeps the curve, appends.
+    run_training("finger-spin", 3000, out=run, workers=workers, config=config, log=lambda *_: None)
+    rows = _curve(run)
+    assert [int(r["env_steps"]) for r in rows] == [1000, 2000, 3000]
+    assert int(rows[-1]["updates"]) > int(rows[1]["updates"])
+    assert float(rows[-1]["wall_seconds"]) > float(rows[1]["wall_seconds"])
+    # Same settings must match; another config in the same folder is refused.
+    with pytest.raises(ValueError, match="holds a run with"):
+        run_training("finger-spin", 3000, out=run, bins=5, config=config)
+    del trainer, monkeypatch
+
+
+def test_behaviour_cli_rejects_unknown_task_in_one_line(tmp_path):
+    out = _run_cli("behaviour", "train", "--task", "cheetah-runn", "--out", str(tmp_path / "x"), check=False)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        out.stderr.strip(),
+    ]
+    assert "unknown task 'cheetah-runn'" in out.stderr and "cheetah-run" in out.stderr
+    assert not (tmp_path / "x").exists()
