@@ -135,41 +135,40 @@ def _curve(run):
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("workers", [2])
-def test_behaviour_train_cli_writes_curve_snapshots_and_resumes(tmp_path, monkeypatch, workers):
-    import spin_bench.behaviour.trainer as trainer
-    from spin_bench.behaviour.trainer import run_training
+TINY = [
+    "--set", "hidden=32,32", "--set", "learning_starts=500", "--set", "eval_interval=1000",
+    "--set", "eval_episodes=2", "--set", "chunk_steps=250", "--set", "replay_size=10000",
+]  # fmt: skip
 
+
+def test_behaviour_train_cli_writes_curve_snapshots_and_resumes(tmp_path):
     run = tmp_path / "run"
-    config = DecQNConfig(
-        hidden=(32, 32), learning_starts=500, eval_interval=1000, eval_episodes=2, chunk_steps=250, replay_size=10_000
-    )
-    run_training("finger-spin", 2000, out=run, workers=workers, config=config, log=lambda *_: None)
+    _run_cli("behaviour", "train", "--task", "finger-spin", "--env-steps", "2000", "--out", str(run), *TINY)
     rows = _curve(run)
     assert [int(r["env_steps"]) for r in rows] == [1000, 2000]
-    assert int(rows[-1]["updates"]) == int((2000 - 500) * 0.5) - 250  # learner lags one chunk
+    assert int(rows[-1]["updates"]) == int((2000 - 500) * 0.5) - 250  # the learner lags one chunk
     snapshot = load_behaviour_policy(run / rows[-1]["snapshot"])
     assert snapshot.metadata["env_steps"] == 2000 and snapshot.metadata["eval_episodes"] == 2
+    assert float(rows[-1]["eval_return_mean"]) == pytest.approx(snapshot.metadata["eval_return_mean"], abs=0.01)
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ckpt["state"]["env_steps"] == 2000
 
-    # Resume: continues from the checkpoint (updates keep counting), keeps the curve, appends.
-    run_training("finger-spin", 3000, out=run, workers=workers, config=config, log=lambda *_: None)
+    # Resume with a larger budget: continues from the checkpoint and appends to the curve.
+    out = _run_cli("behaviour", "train", "--task", "finger-spin", "--env-steps", "3000", "--out", str(run), *TINY)
+    assert "resumed" in out.stdout and "at 2,000 env steps" in out.stdout
     rows = _curve(run)
     assert [int(r["env_steps"]) for r in rows] == [1000, 2000, 3000]
-    assert int(rows[-1]["updates"]) > int(rows[1]["updates"])
+    assert int(rows[-1]["updates"]) == int((3000 - 500) * 0.5) - 250
     assert float(rows[-1]["wall_seconds"]) > float(rows[1]["wall_seconds"])
-    # Same settings must match; another config in the same folder is refused.
-    with pytest.raises(ValueError, match="holds a run with"):
-        run_training("finger-spin", 3000, out=run, bins=5, config=config)
-    del trainer, monkeypatch
+    # Another configuration in the same folder is refused, in one line.
+    out = _run_cli("behaviour", "train", "--task", "finger-spin", "--out", str(run), "--bins", "5", *TINY, check=False)
+    assert out.returncode == 2 and "holds a run with bins=3, not 5" in out.stderr
 
 
-def test_behaviour_cli_rejects_unknown_task_in_one_line(tmp_path):
+def test_behaviour_cli_rejects_bad_input_in_one_line(tmp_path):
     out = _run_cli("behaviour", "train", "--task", "cheetah-runn", "--out", str(tmp_path / "x"), check=False)
-    assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [
-        out.stderr.strip(),
-    ]
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
     assert "unknown task 'cheetah-runn'" in out.stderr and "cheetah-run" in out.stderr
     assert not (tmp_path / "x").exists()
+    out = _run_cli("behaviour", "train", "--task", "cheetah-run", "--set", "gama=0.9", check=False)
+    assert out.returncode == 2 and "bad override 'gama=0.9'" in out.stderr and "gamma" in out.stderr

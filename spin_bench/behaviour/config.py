@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 
 
 @dataclass(frozen=True)
@@ -59,3 +59,24 @@ class DecQNConfig:
     @classmethod
     def from_dict(cls, data: dict) -> DecQNConfig:
         return cls(**{k: tuple(v) if k == "hidden" else v for k, v in data.items()})
+
+
+def apply_overrides(config: DecQNConfig, overrides: list[str]) -> DecQNConfig:
+    """Apply ``key=value`` strings (``hidden=512,512``, ``learning_rate=1e-4``) to a config."""
+    types = {f.name: f.type for f in fields(DecQNConfig)}
+    changes: dict = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or key not in types:
+            raise ValueError(f"bad override {item!r}: use key=value with key one of {', '.join(types)}")
+        kind = types[key]
+        try:
+            if key == "hidden":
+                changes[key] = tuple(int(v) for v in value.split(","))
+            elif kind == "int":
+                changes[key] = int(value)
+            else:
+                changes[key] = float(value)
+        except ValueError:
+            raise ValueError(f"bad override {item!r}: {value!r} is not a valid {kind}") from None
+    return replace(config, **changes)

@@ -21,8 +21,20 @@ def train(
     ] = None,
     workers: Annotated[int, typer.Option(help="Environment processes [default: one per core].")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="DecQN hyperparameter override key=value, repeatable (e.g. hidden=512,512)."),
+    ] = None,
 ) -> None:
-    """Train (or resume) a DecQN behaviour agent, evaluating and snapshotting as it goes."""
+    """Train (or resume) a DecQN behaviour agent, evaluating and snapshotting as it goes.
+
+    Re-running the same command resumes from the run folder's checkpoint; a larger --env-steps
+    extends a finished run.
+    """
+    from spin_bench.behaviour.config import DecQNConfig, apply_overrides
     from spin_bench.behaviour.trainer import run_training
 
-    run_training(task=task, env_steps=env_steps, bins=bins, seed=seed, out=out, workers=workers, device=device)
+    config = apply_overrides(DecQNConfig(), overrides or [])
+    run_training(
+        task=task, env_steps=env_steps, bins=bins, seed=seed, out=out, workers=workers, device=device, config=config
+    )
