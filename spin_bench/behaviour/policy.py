@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spin_bench._io import atomic_torch_save
 from spin_bench.behaviour.network import DecoupledQNetwork
 
 SNAPSHOT_FORMAT = "spin-bench/decqn-snapshot-v1"
@@ -57,9 +58,7 @@ def save_snapshot(path: Path, network: DecoupledQNetwork, **metadata) -> str:
         "state_dict": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
         "metadata": metadata,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    atomic_torch_save(path, payload)
     return sha256_file(path)
 
 

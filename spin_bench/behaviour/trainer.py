@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spin_bench._io import atomic_torch_save, atomic_write_text
 from spin_bench.behaviour.config import DecQNConfig
 from spin_bench.behaviour.network import DecoupledQNetwork
 from spin_bench.behaviour.policy import save_snapshot
@@ -51,12 +52,6 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} requested but CUDA is not available; use auto or cpu")
     return torch.device(device)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 @dataclass
@@ -156,7 +151,7 @@ def run_training(
                     f"{out} holds a run with {key}={previous.get(key)!r}, not {run_config[key]!r}; "
                     "use another --out or the same settings to resume"
                 )
-    _atomic_write_text(config_path, json.dumps(run_config, indent=2) + "\n")
+    atomic_write_text(config_path, json.dumps(run_config, indent=2) + "\n")
 
     torch.manual_seed(seed)
     rng = np.random.default_rng([seed, 0])
@@ -274,11 +269,7 @@ def _save_checkpoint(path: Path, learner: DecQNLearner, rng: np.random.Generator
             "next_eval": state.next_eval,
         },
     }
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
+    atomic_torch_save(path, payload)
 
 
 def _write_curve(path: Path, rows: list[dict]) -> None:
@@ -286,7 +277,7 @@ def _write_curve(path: Path, rows: list[dict]) -> None:
     writer = csv.DictWriter(text, fieldnames=CURVE_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _atomic_write_text(path, text.getvalue())
+    atomic_write_text(path, text.getvalue())
 
 
 def _read_curve(path: Path) -> list[dict]:

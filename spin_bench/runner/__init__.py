@@ -1,0 +1,1 @@
+"""Benchmark runs: run folders, resumable training, executors, reports."""
