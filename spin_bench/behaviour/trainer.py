@@ -128,6 +128,8 @@ def run_training(
     out.mkdir(parents=True, exist_ok=True)
     (out / "snapshots").mkdir(exist_ok=True)
     num_workers = workers or os.cpu_count() or 1
+    # Oversubscribed OpenMP threads spin-wait and crawl: the learner gets the cores the workers leave.
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) - num_workers))
 
     probe = gym.make(spin_bench.env_id(task), bins=bins)
     obs_dim = int(probe.observation_space.shape[0])
