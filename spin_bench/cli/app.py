@@ -5,6 +5,10 @@ from __future__ import annotations
 import typer
 
 from spin_bench.cli.behaviour import app as behaviour_app
+from spin_bench.cli.eval import eval_command
+from spin_bench.cli.listing import list_command
+from spin_bench.cli.report import report
+from spin_bench.cli.run import run
 
 app = typer.Typer(
     name="spin-bench",
@@ -14,6 +18,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(behaviour_app, name="behaviour", help="Train online behaviour agents (DecQN) that make the datasets.")
+app.command("run")(run)
+app.command("report")(report)
+app.command("eval")(eval_command)
+app.command("list")(list_command)
 
 
 def main() -> None:

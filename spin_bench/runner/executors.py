@@ -1,0 +1,115 @@
+"""Run a grid of specs locally (worker processes) or on Ray, with live progress."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from spin_bench.runner.progress import GridProgress
+from spin_bench.runner.run import RunFailed, execute_run
+from spin_bench.runner.spec import RunSpec
+
+EXECUTORS = ("local", "ray")
+POLL_S = 0.5
+
+
+@dataclass
+class RunOutcome:
+    """A run's summary, or why it failed."""
+
+    spec: RunSpec
+    summary: dict[str, Any] | None
+    error: str | None = None
+
+
+def _threads_per_run(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def _execute(spec: RunSpec, root: str, device: str, cache_dir: str | None, threads: int) -> RunOutcome:
+    try:
+        return RunOutcome(spec, execute_run(spec, root, device=device, cache_dir=cache_dir, threads=threads))
+    except RunFailed as err:
+        return RunOutcome(spec, None, str(err))
+
+
+def run_grid(
+    specs: list[RunSpec],
+    root: str | Path,
+    executor: str = "local",
+    workers: int = 1,
+    device: str = "cpu",
+    cache_dir: str | Path | None = None,
+    address: str | None = None,
+    console: Console | None = None,
+) -> list[RunOutcome]:
+    """Run every spec (skipping finished ones, resuming interrupted ones); outcomes in spec order."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
+    if workers < 1:
+        raise ValueError(f"workers={workers} must be >= 1")
+    root = Path(root)
+    cache = str(cache_dir) if cache_dir is not None else None
+    outcomes: dict[RunSpec, RunOutcome] = {}
+    with GridProgress(specs, root, console) as display:
+        if executor == "local":
+            _run_local(specs, root, workers, device, cache, display, outcomes)
+        else:
+            _run_ray(specs, root, workers, device, cache, address, display, outcomes)
+    return [outcomes[spec] for spec in specs]
+
+
+def _run_local(specs, root, workers, device, cache, display, outcomes) -> None:
+    threads = _threads_per_run(workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        pending = {pool.submit(_execute, spec, str(root), device, cache, threads): spec for spec in specs}
+        try:
+            while pending:
+                finished, _ = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    spec = pending.pop(future)
+                    outcomes[spec] = future.result()
+                    display.mark_done(spec)
+                display.refresh()
+        except KeyboardInterrupt:
+            # Workers got the same SIGINT and checkpoint themselves; do not start queued runs.
+            for future in pending:
+                future.cancel()
+            raise
+
+
+def _run_ray(specs, root, workers, device, cache, address, display, outcomes) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("--executor ray needs Ray: pip install 'spin-bench[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    try:
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // workers)
+        gpus = 1.0 / workers if device == "cuda" else 0
+        remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_execute)
+        refs = {remote.remote(spec, str(root.resolve()), device, cache, cpus): spec for spec in specs}
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1, timeout=POLL_S)
+            for ref in ready:
+                spec = refs.pop(ref)
+                try:
+                    outcomes[spec] = ray.get(ref)
+                except ray.exceptions.RayTaskError as err:
+                    outcomes[spec] = RunOutcome(spec, None, str(err).splitlines()[-1])
+                display.mark_done(spec)
+            display.refresh()
+    finally:
+        if started_here:
+            ray.shutdown()
