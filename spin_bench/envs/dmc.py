@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import gymnasium as gym
@@ -12,6 +13,16 @@ from gymnasium.utils import EzPickle
 from spin_bench._rendering import configure_headless_rendering
 from spin_bench.envs.bins import ActionBins, BinsArg
 from spin_bench.envs.tasks import split_task
+
+
+class _DropSuiteXmlDeprecation(logging.Filter):
+    """dm_control's own cheetah.xml uses ``settotalmass``; MuJoCo warns on every load. Not actionable."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "'settotalmass' is deprecated" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_DropSuiteXmlDeprecation())
 
 
 def _observation_box(shape: tuple[int, ...]) -> spaces.Box:
