@@ -1,4 +1,5 @@
 import csv
+import json
 import subprocess
 import sys
 
@@ -172,3 +173,34 @@ def test_behaviour_cli_rejects_bad_input_in_one_line(tmp_path):
     assert not (tmp_path / "x").exists()
     out = _run_cli("behaviour", "train", "--task", "cheetah-run", "--set", "gama=0.9", check=False)
     assert out.returncode == 2 and "bad override 'gama=0.9'" in out.stderr and "gamma" in out.stderr
+
+
+def test_export_picks_final_as_expert_and_half_return_as_medium(tmp_path):
+    from spin_bench.behaviour.export import select_snapshots
+
+    curve = [{"env_steps": s, "eval_return_mean": r} for s, r in [(1, 50), (2, 290), (3, 340), (4, 500), (5, 640)]]
+    chosen = select_snapshots(curve)
+    assert chosen.expert["env_steps"] == 5 and chosen.medium["env_steps"] == 3  # |340 - 320| < |290 - 320|
+    with pytest.raises(ValueError, match="at least 2"):
+        select_snapshots(curve[:1])
+
+    run = tmp_path / "run"
+    (run / "snapshots").mkdir(parents=True)
+    (run / "config.json").write_text('{"task": "finger-spin", "bins": 3, "seed": 0, "decqn": {}}')
+    rows = ["env_steps,eval_return_mean,eval_return_std,eval_episodes,snapshot"]
+    for step, ret in [(1000, 10.0), (2000, 60.0), (3000, 100.0)]:
+        save_snapshot(run / f"snapshots/step_{step}.pt", DecoupledQNetwork(9, [3, 3]), env_steps=step)
+        rows.append(f"{step},{ret},1.0,10,snapshots/step_{step}.pt")
+    (run / "curve.csv").write_text("\n".join(rows) + "\n")
+    out = _run_cli("behaviour", "export", str(run), "--dest", str(tmp_path / "dest"))
+    assert "expert: step 3,000" in out.stdout and "medium: step 2,000" in out.stdout
+    record = json.loads((tmp_path / "dest" / "behaviour.json").read_text())
+    assert record["snapshots"]["medium"]["env_steps"] == 2000
+    assert record["command"].startswith("spin-bench behaviour train --task finger-spin --bins 3 --seed 0")
+    assert load_behaviour_policy(tmp_path / "dest" / "expert.pt").metadata["env_steps"] == 3000
+    assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == [
+        "behaviour.json",
+        "curve.csv",
+        "expert.pt",
+        "medium.pt",
+    ]

@@ -38,3 +38,22 @@ def train(
     run_training(
         task=task, env_steps=env_steps, bins=bins, seed=seed, out=out, workers=workers, device=device, config=config
     )
+
+
+@app.command("export")
+def export(
+    run: Annotated[Path, typer.Argument(help="A behaviour run folder (runs/behaviour/<task>-bins<M>-seed<S>).")],
+    dest: Annotated[Path, typer.Option(help="Destination, e.g. datasets/checkpoints/<task>/bins<M>.")],
+) -> None:
+    """Copy the expert (final) and medium (closest to half the expert's return) snapshots and the curve."""
+    from rich import print as rprint
+
+    from spin_bench.behaviour.export import export_snapshots
+
+    record = export_snapshots(run, dest)
+    for quality, snap in record["snapshots"].items():
+        rprint(
+            f"{quality}: step {snap['env_steps']:,}, eval return {snap['eval_return_mean']:.1f} "
+            f"+- {snap['eval_return_std']:.1f} ({snap['eval_episodes']} episodes), sha256 {snap['sha256'][:12]}"
+        )
+    rprint(f"wrote {dest}/behaviour.json")
