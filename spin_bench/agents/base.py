@@ -1,0 +1,200 @@
+"""The interface every reference agent implements, and the batch it trains on."""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import torch
+
+from spin_bench.agents.config import TrainConfig
+
+STATE_FORMAT = "spin-bench/agent-state-v1"
+
+
+class Batch(NamedTuple):
+    """A minibatch of transitions as tensors on the training device.
+
+    There is no ``timeouts`` field on purpose: a truncated transition bootstraps like any other, only
+    ``terminals`` stops the bootstrap.
+    """
+
+    observations: torch.Tensor
+    """(B, obs_dim) float32."""
+    actions: torch.Tensor
+    """(B, N) int64 bin indices."""
+    rewards: torch.Tensor
+    """(B,) float32."""
+    next_observations: torch.Tensor
+    """(B, obs_dim) float32."""
+    terminals: torch.Tensor
+    """(B,) float32, 1.0 where s_{t+1} is terminal."""
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Run a block with torch's global RNG seeded, leaving the caller's RNG state untouched."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when asked; full float32 everywhere else."""
+    if bf16 and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def maybe_compile(fn, enabled: bool, device: torch.device):
+    """``torch.compile(fn)`` on CUDA when asked; ``fn`` unchanged otherwise (CPU runs stay eager)."""
+    return torch.compile(fn) if enabled and device.type == "cuda" else fn
+
+
+class Agent(ABC):
+    """An offline agent over a MultiDiscrete action space ``nvec``.
+
+    Life cycle: ``pretrain(transitions, cache_dir)`` once (a no-op except for SPIN), then ``update(batch)``
+    per gradient step, ``act(obs)`` to evaluate. ``state_dict()`` holds everything needed to resume
+    exactly: networks, optimizer moments, the step counter and the RNG states (the agent's own acting
+    generator and torch's global RNG, which dropout draws from).
+    """
+
+    name: ClassVar[str]
+    """Registry name (what the CLI accepts)."""
+    config_class: ClassVar[type[TrainConfig]]
+    """The frozen dataclass this agent is configured by."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        nvec: Sequence[int],
+        config: TrainConfig | None = None,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ):
+        self.obs_dim = int(obs_dim)
+        self.nvec = tuple(int(m) for m in np.asarray(nvec).reshape(-1))
+        if not self.nvec or min(self.nvec) < 2:
+            raise ValueError(f"nvec must list >= 2 bins per dimension, got {self.nvec}")
+        self.config = config if config is not None else self.config_class()
+        if not isinstance(self.config, self.config_class):
+            raise TypeError(f"{self.name} expects a {self.config_class.__name__}, got {type(self.config).__name__}")
+        self.device = torch.device(device)
+        self.seed = int(seed)
+        self.step = 0
+        """Gradient steps taken (``update`` calls)."""
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        """Draws sampled actions in ``act`` when no generator is passed."""
+
+    # --- training -------------------------------------------------------------------------------
+    def pretrain(self, transitions, cache_dir: str | Path | None = None) -> float:
+        """Stage-1 pretraining before the first update; returns its wall-clock seconds (0 here)."""
+        return 0.0
+
+    @abstractmethod
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One gradient step; returns plain-float metrics."""
+
+    # --- acting ---------------------------------------------------------------------------------
+    @abstractmethod
+    def _sample(self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator) -> torch.Tensor:
+        """(B, N) int64 actions for (B, obs_dim) observations, networks already in eval mode."""
+
+    @abstractmethod
+    def _networks(self) -> dict[str, torch.nn.Module]:
+        """Every module with parameters or buffers, by a stable name."""
+
+    @abstractmethod
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Every optimizer, by a stable name."""
+
+    @torch.no_grad()
+    def act(
+        self, observations: np.ndarray, deterministic: bool = False, generator: torch.Generator | None = None
+    ) -> np.ndarray:
+        """Bin indices ``(B, N)`` int64 for observations ``(B, obs_dim)`` (or ``(N,)`` for one ``(obs_dim,)``).
+
+        Sampled from the policy by default (the paper's protocol); ``deterministic`` takes each
+        policy's most likely action. ``generator`` (on ``self.device``) draws the samples; without it
+        the agent's own generator does.
+        """
+        obs = np.asarray(observations, dtype=np.float32)
+        single = obs.ndim == 1
+        obs_t = torch.as_tensor(obs.reshape(-1, self.obs_dim), device=self.device)
+        networks = self._networks().values()
+        modes = [net.training for net in networks]
+        for net in networks:
+            net.eval()
+        try:
+            with autocast(self.device, self.config.bf16):
+                actions = self._sample(obs_t, deterministic, generator or self.generator)
+        finally:
+            for net, mode in zip(networks, modes, strict=True):
+                net.train(mode)
+        out = actions.to("cpu", torch.int64).numpy()
+        return out[0] if single else out
+
+    # --- checkpoints ----------------------------------------------------------------------------
+    def _extra_state(self) -> dict[str, Any]:
+        """Agent-specific plain attributes to checkpoint (e.g. SPIN's pretraining seconds), by attribute name."""
+        return {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything to rebuild and resume this agent; ``torch.load(weights_only=True)``-safe."""
+        rng = {"act": self.generator.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "format": STATE_FORMAT,
+            "agent": self.name,
+            "obs_dim": self.obs_dim,
+            "nvec": list(self.nvec),
+            "seed": self.seed,
+            "config": asdict(self.config),
+            "step": self.step,
+            "networks": {k: v.state_dict() for k, v in self._networks().items()},
+            "optimizers": {k: v.state_dict() for k, v in self._optimizers().items()},
+            "rng": rng,
+            "extra": self._extra_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a ``state_dict()`` of the same agent, shapes and config (torch's global RNG included)."""
+        if state.get("format") != STATE_FORMAT or state.get("agent") != self.name:
+            raise ValueError(
+                f"not a {self.name} agent state (format={state.get('format')!r}, agent={state.get('agent')!r})"
+            )
+        if state["obs_dim"] != self.obs_dim or tuple(state["nvec"]) != self.nvec:
+            raise ValueError(
+                f"state is for obs_dim={state['obs_dim']} nvec={tuple(state['nvec'])}, "
+                f"agent has obs_dim={self.obs_dim} nvec={self.nvec}"
+            )
+        for k, net in self._networks().items():
+            net.load_state_dict(state["networks"][k])
+        for k, opt in self._optimizers().items():
+            opt.load_state_dict(state["optimizers"][k])
+        self.step = int(state["step"])
+        self.generator.set_state(state["rng"]["act"].cpu())
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        if self.device.type == "cuda" and "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
+        self._load_extra_state(state["extra"])
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(
+            p.numel()
+            for net in self._networks().values()
+            for p in net.parameters()
+            if p.requires_grad or not trainable_only
+        )

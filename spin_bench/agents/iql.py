@@ -1,0 +1,167 @@
+"""Offline IQL with a factorized critic, written once for every IQL agent (SPIN, SAINT, F-IQL, AR-IQL).
+
+Q(s, a) = sum_i U_i(s, a_i) per critic (a sum, not a mean: with a fixed beta the AWR weights are as sharp
+as the paper's). One update:
+
+    V     <- expectile_tau(min_k Qtarget_k(s, a) - V(s))
+    Q_k   <- (r + gamma * (1 - terminal) * V(s') - Q_k(s, a))^2     # timeouts bootstrap
+    actor <- -exp(beta * (min_k Qtarget_k(s, a) - V(s))).clip(max=100) * log pi(a | s)
+    Qtarget <- Polyak(Q, tau)
+
+The three losses touch disjoint parameters and their cross terms are detached, so one backward of their
+sum and one Adam step over all parameters is exactly three separate Adam updates, with fewer kernel calls.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import abstractmethod
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from spin_bench.agents.base import Agent, Batch, autocast, maybe_compile, seeded
+from spin_bench.agents.config import IQLConfig
+from spin_bench.agents.layers import BatchedLinear, mlp
+from spin_bench.agents.policies import Actor
+
+
+def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
+    """mean(|expectile - 1(diff < 0)| * diff^2) with diff = Q - V: asymmetric L2 (IQL's value loss)."""
+    weight = torch.where(diff < 0, 1.0 - expectile, expectile)
+    return (weight * diff.square()).mean()
+
+
+def awr_weights(advantage: torch.Tensor, beta: float, clip: float) -> torch.Tensor:
+    """exp(beta * A) clipped above at ``clip`` (no gradient flows through the weights)."""
+    return torch.exp(beta * advantage.detach()).clamp(max=clip)
+
+
+def awr_loss(weights: torch.Tensor, log_prob: torch.Tensor) -> torch.Tensor:
+    """Advantage-weighted regression: -(w * log pi(a | s)).mean()."""
+    return -(weights * log_prob).mean()
+
+
+def td_target(rewards: torch.Tensor, terminals: torch.Tensor, next_value: torch.Tensor, gamma: float) -> torch.Tensor:
+    """r + gamma * (1 - terminal) * V(s'): only true terminations stop the bootstrap."""
+    return rewards + gamma * (1.0 - terminals) * next_value
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) * target + tau * source, in one fused call."""
+    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+
+
+class FactorizedCritic(nn.Module):
+    """An ensemble of MLPs with N * max_m utility outputs; Q_k(s, a) = sum_i U_k,i(s, a_i)."""
+
+    def __init__(self, obs_dim: int, nvec: Sequence[int], hidden: Sequence[int], num_critics: int):
+        super().__init__()
+        self.num_critics = num_critics
+        self.nvec = tuple(int(m) for m in nvec)
+        widths = [obs_dim, *hidden, len(self.nvec) * max(self.nvec)]
+        pairs = zip(widths[:-1], widths[1:], strict=True)
+        self.layers = nn.ModuleList(BatchedLinear(num_critics, i, o) for i, o in pairs)
+
+    def utilities(self, obs: torch.Tensor) -> torch.Tensor:
+        """(K, B, N, max_m); padded bins are never indexed because dataset actions are in range."""
+        x = obs.unsqueeze(0).expand(self.num_critics, -1, -1)
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x.view(self.num_critics, obs.shape[0], len(self.nvec), max(self.nvec))
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """(K, B) Q-values of the joint actions."""
+        u = self.utilities(obs)
+        index = actions.unsqueeze(0).unsqueeze(-1).expand(self.num_critics, -1, -1, 1)
+        return u.gather(-1, index).squeeze(-1).float().sum(-1)
+
+
+class ValueNet(nn.Module):
+    """V(s): an MLP with one output."""
+
+    def __init__(self, obs_dim: int, hidden: Sequence[int]):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, 1)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs).squeeze(-1).float()
+
+
+class IQLAgent(Agent):
+    """IQL with a factorized critic around any :class:`Actor`; subclasses only build the actor."""
+
+    config: IQLConfig
+    config_class = IQLConfig
+
+    def __init__(self, obs_dim, nvec, config=None, device="cpu", seed=0):
+        super().__init__(obs_dim, nvec, config, device, seed)
+        cfg = self.config
+        with seeded(self.seed, self.device):  # same seed, same initial weights, caller's RNG untouched
+            self.actor = self.build_actor().to(self.device)
+            self.critic = FactorizedCritic(self.obs_dim, self.nvec, cfg.critic_hidden, cfg.num_critics).to(self.device)
+            self.value = ValueNet(self.obs_dim, cfg.value_hidden).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        # Frozen parameters (SPIN's copied ASM) never reach the optimizer, so Adam cannot move them.
+        groups = [
+            {"params": [p for p in net.parameters() if p.requires_grad], "name": name}
+            for name, net in (("actor", self.actor), ("critic", self.critic), ("value", self.value))
+        ]
+        self.optimizer = torch.optim.Adam(groups, lr=cfg.lr, fused=self.device.type == "cuda")
+        self._losses = maybe_compile(self.losses, cfg.compile, self.device)
+
+    @abstractmethod
+    def build_actor(self) -> Actor:
+        """The policy network (built under the agent's seed)."""
+
+    def _networks(self) -> dict[str, nn.Module]:
+        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target, "value": self.value}
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"optimizer": self.optimizer}
+
+    def _sample(self, obs, deterministic, generator):
+        return self.actor.sample(obs, deterministic, generator)
+
+    def losses(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The summed IQL loss and a vector of metrics (kept on device until one transfer)."""
+        cfg = self.config
+        with autocast(self.device, cfg.bf16):
+            with torch.no_grad():
+                q_target = self.critic_target(batch.observations, batch.actions).min(0).values
+                target = td_target(batch.rewards, batch.terminals, self.value(batch.next_observations), cfg.gamma)
+            v = self.value(batch.observations)
+            advantage = q_target - v
+            value_loss = expectile_loss(advantage, cfg.expectile)
+            q = self.critic(batch.observations, batch.actions)
+            critic_loss = (q - target.unsqueeze(0)).square().mean()
+            weights = awr_weights(advantage, cfg.beta, cfg.weight_clip)
+            actor_loss = awr_loss(weights, self.actor.log_prob(batch.observations, batch.actions))
+        metrics = torch.stack(
+            [
+                value_loss.detach(),
+                critic_loss.detach(),
+                actor_loss.detach(),
+                q.detach().mean(),
+                v.detach().mean(),
+                advantage.detach().mean(),
+                weights.mean(),
+                (weights >= cfg.weight_clip).float().mean(),
+            ]
+        )
+        return value_loss + critic_loss + actor_loss, metrics
+
+    METRICS = ("value_loss", "critic_loss", "actor_loss", "q", "v", "advantage", "awr_weight", "awr_clipped")
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        loss, metrics = self._losses(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        polyak_update(self.critic_target, self.critic, self.config.tau)
+        self.step += 1
+        return dict(zip(self.METRICS, metrics.tolist(), strict=True))

@@ -1,0 +1,47 @@
+"""Small building blocks: MLPs, batched independent linear layers, bin padding."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, dropout: float = 0.0) -> nn.Sequential:
+    """Linear -> ReLU (-> Dropout) per hidden width, then a linear output layer."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+def padding_mask(nvec: Sequence[int]) -> torch.Tensor:
+    """(N, max_m) bool, True on bins a dimension does not have (when dimensions differ in size)."""
+    nvec_t = torch.as_tensor(list(nvec))
+    return torch.arange(int(nvec_t.max()))[None, :] >= nvec_t[:, None]
+
+
+class BatchedLinear(nn.Module):
+    """n independent Linear(in, out) layers run as one batched matmul: (n, B, in) -> (n, B, out).
+
+    Used for critic ensembles (layer k is critic k) and per-dimension heads (layer i meets token i).
+    """
+
+    def __init__(self, n: int, in_features: int, out_features: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_features)  # nn.Linear's default init, per layer
+        self.weight = nn.Parameter(torch.empty(n, in_features, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n, 1, out_features).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def forward_one(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Layer i alone on (B, in)."""
+        return torch.addmm(self.bias[i], x, self.weight[i])

@@ -1,0 +1,66 @@
+"""Actors: the interface IQL and BC train through, factorized categorical policies, and the MLP actor."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spin_bench.agents.layers import mlp, padding_mask
+
+
+def sample_categorical(logits: torch.Tensor, deterministic: bool, generator: torch.Generator) -> torch.Tensor:
+    """Argmax, or a sample by the Gumbel-max trick (one batched draw from ``generator``), over the last axis."""
+    logits = logits.float()
+    if deterministic:
+        return logits.argmax(-1)
+    exp_noise = torch.empty_like(logits).exponential_(generator=generator)
+    return (logits - exp_noise.log()).argmax(-1)  # -log(Exp(1)) is Gumbel(0, 1)
+
+
+class Actor(nn.Module):
+    """A policy over MultiDiscrete actions: what IQL's AWR step and BC need."""
+
+    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """(B,) float32 log pi(a | s) of the joint action."""
+        raise NotImplementedError
+
+    def sample(self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator) -> torch.Tensor:
+        """(B, N) int64 actions."""
+        raise NotImplementedError
+
+
+class FactorizedActor(Actor):
+    """pi(a | s) = prod_i pi_i(a_i | s): subclasses give per-dimension logits ``(B, N, max_m)``."""
+
+    def __init__(self, nvec: Sequence[int]):
+        super().__init__()
+        self.nvec = tuple(int(m) for m in nvec)
+        self.register_buffer("bin_padding", padding_mask(self.nvec), persistent=False)
+
+    def logits(self, obs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def masked_logits(self, obs: torch.Tensor) -> torch.Tensor:
+        """Logits with -inf on padded bins, in float32 (autocast may give bf16)."""
+        return self.logits(obs).float().masked_fill(self.bin_padding, float("-inf"))
+
+    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        log_probs = F.log_softmax(self.masked_logits(obs), dim=-1)
+        return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1).sum(-1)
+
+    def sample(self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator) -> torch.Tensor:
+        return sample_categorical(self.masked_logits(obs), deterministic, generator)
+
+
+class MLPActor(FactorizedActor):
+    """Shared MLP torso, one linear head per dimension (computed as one N * max_m layer)."""
+
+    def __init__(self, obs_dim: int, nvec: Sequence[int], hidden: Sequence[int] = (256, 256), dropout: float = 0.0):
+        super().__init__(nvec)
+        self.net = mlp(obs_dim, hidden, len(self.nvec) * max(self.nvec), dropout)
+
+    def logits(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs).view(obs.shape[0], len(self.nvec), max(self.nvec))
