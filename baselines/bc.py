@@ -1,0 +1,56 @@
+"""Behaviour cloning: the factorized MLP actor fit by maximum likelihood, the sanity floor of the benchmark."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from spin_bench.agents.base import Agent, Batch, autocast, maybe_compile, seeded
+from spin_bench.agents.config import TrainConfig
+from spin_bench.agents.policies import MLPActor
+
+
+@dataclass(frozen=True)
+class BCConfig(TrainConfig):
+    actor_hidden: tuple[int, ...] = (256, 256)
+    """Hidden widths of the actor's shared torso (F-IQL's actor)."""
+    actor_dropout: float = 0.1
+    """Dropout after each hidden layer of the actor."""
+
+
+class BCAgent(Agent):
+    name = "bc"
+    config: BCConfig
+    config_class = BCConfig
+
+    def __init__(self, obs_dim, nvec, config=None, device="cpu", seed=0):
+        super().__init__(obs_dim, nvec, config, device, seed)
+        cfg = self.config
+        with seeded(self.seed, self.device):
+            self.actor = MLPActor(self.obs_dim, self.nvec, cfg.actor_hidden, cfg.actor_dropout).to(self.device)
+        self.optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, fused=self.device.type == "cuda")
+        self._loss = maybe_compile(self.loss, cfg.compile, self.device)
+
+    def _networks(self) -> dict[str, nn.Module]:
+        return {"actor": self.actor}
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"optimizer": self.optimizer}
+
+    def _sample(self, obs, deterministic, generator):
+        return self.actor.sample(obs, deterministic, generator)
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """Negative log-likelihood of the dataset's joint actions."""
+        with autocast(self.device, self.config.bf16):
+            return -self.actor.log_prob(batch.observations, batch.actions).mean()
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        loss = self._loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return {"actor_loss": loss.item()}
