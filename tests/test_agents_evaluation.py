@@ -1,0 +1,51 @@
+"""Batched evaluation: one policy call per step across episodes, episode k seeded with seed + 100 + k."""
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import spin_bench
+from spin_bench.agents import evaluate
+
+ENV = spin_bench.env_id("cheetah-run")
+
+
+class ScriptedAgent:
+    """Acts from the observation alone (so each episode's return is fixed by its reset seed); logs calls."""
+
+    device = torch.device("cpu")
+
+    def __init__(self):
+        self.calls = []
+
+    def act(self, obs, deterministic=False, generator=None):
+        self.calls.append((obs.shape[0], deterministic, generator))
+        return (obs[:, 2:8] > 0).astype(np.int64) * 2
+
+
+def run_alone(seed: int, steps: int) -> float:
+    env = gym.make(ENV, max_episode_steps=steps)
+    obs, _ = env.reset(seed=seed)
+    total, done = 0.0, False
+    while not done:
+        obs, reward, terminated, truncated, _ = env.step((obs[2:8] > 0).astype(np.int64) * 2)
+        total += reward
+        done = terminated or truncated
+    return total
+
+
+def test_episodes_step_together_with_the_paper_seeds():
+    agent = ScriptedAgent()
+    returns = evaluate(agent, ENV, episodes=3, seed=7, max_episode_steps=40)
+    assert len(agent.calls) == 40  # one batched call per step, not one per episode
+    assert all(batch == 3 and not deterministic for batch, deterministic, _ in agent.calls)
+    assert len({id(g) for _, _, g in agent.calls}) == 1 and isinstance(agent.calls[0][2], torch.Generator)
+    expected = [run_alone(7 + 100 + k, 40) for k in range(3)]
+    np.testing.assert_allclose(returns, expected)
+    assert len(set(returns.tolist())) > 1  # the seeds differ per episode
+
+
+def test_greedy_option_reaches_the_policy():
+    agent = ScriptedAgent()
+    evaluate(agent, ENV, episodes=2, seed=0, deterministic=True, max_episode_steps=5)
+    assert all(deterministic for _, deterministic, _ in agent.calls)
