@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spin_bench.agents.base import autocast, seeded
+from spin_bench.agents.base import autocast, maybe_compile, seeded
 from spin_bench.agents.config import SAINTConfig, SPINConfig
 from spin_bench.agents.transformer import PerDimHeads, TokenTrunk
 
@@ -38,6 +38,7 @@ ASM_FIELDS = (
     "dropout",
     "head_hidden",
     "asm_epochs",
+    "asm_steps",
     "asm_batch_size",
     "asm_lr",
     "asm_grad_clip",
@@ -156,20 +157,21 @@ def pretrain_asm(
     device = observations.device
     size = observations.shape[0]
     steps_per_epoch = math.ceil(size / cfg.asm_batch_size)
-    steps = max(1, math.ceil(cfg.asm_epochs * steps_per_epoch))
+    steps = cfg.asm_steps if cfg.asm_steps is not None else max(1, math.ceil(cfg.asm_epochs * steps_per_epoch))
     nvec_t = torch.tensor(list(nvec), device=device)
     generator = torch.Generator(device=device).manual_seed(seed)
     start = time.perf_counter()
     with seeded(seed, device):  # init and dropout: same seed, same ASM, whatever the caller's RNG
         model = ActionStructureModel(observations.shape[1], nvec, cfg).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.asm_lr, fused=device.type == "cuda")
+        forward = maybe_compile(model, cfg.compile, device)
         epoch_losses, running = [], torch.zeros((), device=device)
         for step in range(steps):
             index = torch.randint(size, (cfg.asm_batch_size,), generator=generator, device=device)
             obs, target = observations[index], actions[index].long()
             inputs, selected = mask_actions(target, nvec_t, cfg, generator)
             with autocast(device, cfg.bf16):
-                loss = masked_modelling_loss(model(obs, inputs), target, selected)
+                loss = masked_modelling_loss(forward(obs, inputs), target, selected)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.asm_grad_clip)

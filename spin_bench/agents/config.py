@@ -79,6 +79,8 @@ class SPINConfig(SAINTConfig):
 
     asm_epochs: float = 100.0
     """ASM pretraining length in epochs of ceil(|D| / asm_batch_size) steps (fractions allowed)."""
+    asm_steps: int | None = None
+    """ASM pretraining length in steps, overriding ``asm_epochs`` when set (budgets that ignore |D|)."""
     asm_batch_size: int = 1024
     """Transitions per ASM step."""
     asm_lr: float = 4e-4
