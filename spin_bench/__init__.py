@@ -21,6 +21,20 @@ __version__ = "0.1.0.dev0"
 
 register_envs()
 
+# Dataset entry points, imported on first use so that ``import spin_bench`` stays light.
+_LAZY_DATASET_NAMES = ("load_dataset", "make_env_and_dataset", "normalized_score")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_DATASET_NAMES:
+        from spin_bench import datasets
+
+        value = getattr(datasets, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'spin_bench' has no attribute {name!r}")
+
+
 __all__ = [
     "BENCHMARK_TASKS",
     "DiscreteDMCEnv",
@@ -28,4 +42,7 @@ __all__ = [
     "__version__",
     "all_tasks",
     "env_id",
+    "load_dataset",
+    "make_env_and_dataset",
+    "normalized_score",
 ]

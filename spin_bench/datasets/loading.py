@@ -1,0 +1,138 @@
+"""Load a catalog dataset for training: the Minari dataset, its flat transition view, and the evaluation env."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from spin_bench.datasets.catalog import Catalog, DatasetEntry, TaskEntry, load_catalog
+from spin_bench.datasets.minari_io import DatasetIntegrityError, dataset_digest, is_installed, local_dataset_dir
+from spin_bench.datasets.transitions import Transitions
+
+
+@dataclass(frozen=True, eq=False)
+class SpinDataset:
+    """A loaded spin-bench dataset.
+
+    ``minari`` is the stock ``minari.MinariDataset`` (episodes, metadata, ``recover_environment()``);
+    ``transitions`` the flat view offline agents train on (read on first access, then kept).
+    """
+
+    id: str
+    minari: object
+    entry: TaskEntry
+    dataset_entry: DatasetEntry
+
+    @property
+    def task(self) -> str:
+        return self.entry.task
+
+    @property
+    def bins(self) -> int:
+        return self.entry.bins
+
+    @property
+    def quality(self) -> str:
+        return self.dataset_entry.quality
+
+    @property
+    def path(self):
+        return local_dataset_dir(self.id)
+
+    @cached_property
+    def transitions(self) -> Transitions:
+        """observations, actions (int8 bin indices), rewards, next_observations, terminals, timeouts, nvec."""
+        from spin_bench.datasets.minari_io import read_transitions
+
+        return read_transitions(self.path / "data")
+
+    @property
+    def ref_min_score(self) -> float:
+        return float(self.minari.storage.metadata["ref_min_score"])
+
+    @property
+    def ref_max_score(self) -> float:
+        return float(self.minari.storage.metadata["ref_max_score"])
+
+    def normalized_score(self, returns):
+        """100 * (returns - random) / (expert - random), with this dataset's reference scores."""
+        arr = np.asarray(returns, dtype=np.float64)
+        score = 100.0 * (arr - self.ref_min_score) / (self.ref_max_score - self.ref_min_score)
+        return float(score) if score.ndim == 0 else score
+
+    def make_env(self, **kwargs):
+        """The evaluation env: ``gymnasium.make(env_id, **env_kwargs)`` from the catalog."""
+        return self.entry.make_env(**kwargs)
+
+
+def ensure_local(
+    dataset_id: str, *, download: bool = True, build: bool = True, catalog: Catalog | None = None, quiet=False
+) -> None:
+    """Make ``dataset_id`` present locally: download it from a remote, or build it when no remote has it."""
+    from spin_bench.datasets.remote import DatasetUnavailableError, build_hint, download_dataset
+
+    catalog = catalog if catalog is not None else load_catalog()
+    entry, ds = catalog.lookup(dataset_id)
+    if is_installed(dataset_id):
+        return
+    if download:
+        try:
+            download_dataset(dataset_id, catalog=catalog)
+            return
+        except DatasetUnavailableError as e:
+            if not build:
+                raise
+            reason = str(e)
+    else:
+        reason = f"{dataset_id} is not installed and downloading is disabled; {build_hint(entry, ds)}"
+    from spin_bench.datasets.build import build_blockers, build_dataset
+
+    if not build or build_blockers(entry, ds):
+        raise DatasetUnavailableError(reason)
+    if not quiet:
+        print(f"{dataset_id} is not installed and cannot be downloaded; building it locally.", file=sys.stderr)
+    build_dataset(dataset_id, catalog=catalog, progress=not quiet)
+
+
+def load_dataset(
+    dataset_id: str,
+    *,
+    download: bool = True,
+    build: bool = True,
+    verify: bool = False,
+    catalog: Catalog | None = None,
+) -> SpinDataset:
+    """Load a spin-bench dataset by id (e.g. ``"spin/cheetah-run/expert-v0"``).
+
+    If it is not installed in Minari's data dir, it is downloaded from the configured remote (verified against the
+    catalog's sha256), or built locally from its catalog recipe when no remote has it (``download`` / ``build``
+    switch those off). ``verify=True`` also re-checks an installed copy's sha256 (about 1 s per GB).
+
+    Returns a :class:`SpinDataset`: ``.minari`` (the ``MinariDataset``), ``.transitions`` (flat numpy view),
+    ``.normalized_score(returns)``, ``.make_env()``.
+    """
+    import minari
+
+    catalog = catalog if catalog is not None else load_catalog()
+    entry, ds = catalog.lookup(dataset_id)
+    ensure_local(dataset_id, download=download, build=build, catalog=catalog)
+    if verify:
+        if ds.sha256 is None:
+            raise DatasetIntegrityError(f"{dataset_id}: the catalog has no sha256 for it yet; cannot verify")
+        digest = dataset_digest(local_dataset_dir(dataset_id) / "data")
+        if digest != ds.sha256:
+            raise DatasetIntegrityError(
+                f"{dataset_id}: the installed copy has sha256 {digest[:16]}..., the catalog expects "
+                f"{ds.sha256[:16]}...; reinstall it (spin-bench datasets download {dataset_id} --force)"
+            )
+    return SpinDataset(id=dataset_id, minari=minari.load_dataset(dataset_id), entry=entry, dataset_entry=ds)
+
+
+def make_env_and_dataset(dataset_id: str, **kwargs):
+    """``(env, dataset)``: the evaluation env (``gymnasium.make`` of the catalog's env id and kwargs) and
+    :func:`load_dataset` of ``dataset_id`` (keyword arguments go to it)."""
+    dataset = load_dataset(dataset_id, **kwargs)
+    return dataset.make_env(), dataset
