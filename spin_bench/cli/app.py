@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from spin_bench.cli.behaviour import app as behaviour_app
+from spin_bench.cli.datasets import app as datasets_app
 from spin_bench.cli.eval import eval_command
 from spin_bench.cli.listing import list_command
 from spin_bench.cli.report import report
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(behaviour_app, name="behaviour", help="Train online behaviour agents (DecQN) that make the datasets.")
+app.add_typer(datasets_app, name="datasets", help="Offline datasets: list, info, build, download, publish, verify.")
 app.command("run")(run)
 app.command("report")(report)
 app.command("eval")(eval_command)
