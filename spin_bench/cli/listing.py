@@ -79,6 +79,6 @@ def list_command(
     elif what == "presets":
         console.print(_presets_table())
     else:
-        from spin_bench.runner import data
+        from spin_bench.cli.datasets import list_cmd
 
-        console.print(data.datasets_table())
+        list_cmd(offline=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import signal
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 from rich.console import Console
@@ -65,23 +66,53 @@ def run_grid(
     return [outcomes[spec] for spec in specs]
 
 
+def _child(spec: RunSpec, root: str, device: str, cache: str | None, threads: int, results) -> None:
+    try:
+        outcome = _execute(spec, root, device, cache, threads)
+    except KeyboardInterrupt:
+        outcome = RunOutcome(spec, None, "interrupted (checkpointed)")
+    except Exception as err:  # reported to the parent; the grid goes on
+        outcome = RunOutcome(spec, None, f"{spec.key}: {type(err).__name__}: {err}")
+    results.put(outcome)
+
+
 def _run_local(specs, root, workers, device, cache, display, outcomes) -> None:
+    """Up to ``workers`` runs at a time, each in its own spawned process (so Ctrl-C can reach it)."""
+    ctx = get_context("spawn")
+    results = ctx.Queue()
     threads = _threads_per_run(workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        pending = {pool.submit(_execute, spec, str(root), device, cache, threads): spec for spec in specs}
-        try:
-            while pending:
-                finished, _ = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    spec = pending.pop(future)
-                    outcomes[spec] = future.result()
+    queue = list(specs)
+    running: dict[RunSpec, object] = {}
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                spec = queue.pop(0)
+                process = ctx.Process(target=_child, args=(spec, str(root), device, cache, threads, results))
+                process.start()
+                running[spec] = process
+            try:
+                outcome = results.get(timeout=POLL_S)
+            except Empty:
+                outcome = None
+            if outcome is not None:
+                running.pop(outcome.spec).join()
+                outcomes[outcome.spec] = outcome
+                display.mark_done(outcome.spec)
+            for spec, process in list(running.items()):
+                if not process.is_alive() and results.empty():
+                    process.join()
+                    running.pop(spec)
+                    outcomes[spec] = RunOutcome(spec, None, f"{spec.key}: worker died (exit code {process.exitcode})")
                     display.mark_done(spec)
-                display.refresh()
-        except KeyboardInterrupt:
-            # Workers got the same SIGINT and checkpoint themselves; do not start queued runs.
-            for future in pending:
-                future.cancel()
-            raise
+            display.refresh()
+    except KeyboardInterrupt:
+        # A terminal's Ctrl-C reaches the whole process group; signal the runs ourselves in case it did not.
+        for process in running.values():
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGINT)
+        for process in running.values():
+            process.join(timeout=60)
+        raise
 
 
 def _run_ray(specs, root, workers, device, cache, address, display, outcomes) -> None:
@@ -100,16 +131,22 @@ def _run_ray(specs, root, workers, device, cache, address, display, outcomes) ->
         gpus = 1.0 / workers if device == "cuda" else 0
         remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_execute)
         refs = {remote.remote(spec, str(root.resolve()), device, cache, cpus): spec for spec in specs}
-        while refs:
-            ready, _ = ray.wait(list(refs), num_returns=1, timeout=POLL_S)
-            for ref in ready:
-                spec = refs.pop(ref)
-                try:
-                    outcomes[spec] = ray.get(ref)
-                except ray.exceptions.RayTaskError as err:
-                    outcomes[spec] = RunOutcome(spec, None, str(err).splitlines()[-1])
-                display.mark_done(spec)
-            display.refresh()
+        try:
+            while refs:
+                ready, _ = ray.wait(list(refs), num_returns=1, timeout=POLL_S)
+                for ref in ready:
+                    spec = refs.pop(ref)
+                    try:
+                        outcomes[spec] = ray.get(ref)
+                    except ray.exceptions.RayError as err:
+                        outcomes[spec] = RunOutcome(spec, None, f"{spec.key}: {str(err).splitlines()[-1]}")
+                    display.mark_done(spec)
+                display.refresh()
+        except KeyboardInterrupt:
+            for ref in refs:  # raises KeyboardInterrupt inside running tasks: they checkpoint and stop
+                ray.cancel(ref)
+            ray.wait(list(refs), num_returns=len(refs), timeout=60)
+            raise
     finally:
         if started_here:
             ray.shutdown()

@@ -147,11 +147,13 @@ def execute_run(
     checkpoint_path = folder / "checkpoint.pt"
     sampler = TransitionSampler(data.transitions, agent.device, spec.seed)
     rows = read_metrics(folder)
+    resumes: list[int] = []
     if checkpoint_path.exists():
         ckpt = torch.load(checkpoint_path, map_location=agent.device, weights_only=True)
         agent = restore_agent(ckpt["agent"], device=agent.device)
         sampler.load_state_dict(ckpt["sampler"])
         wall_offset = float(ckpt["wall_seconds"])
+        resumes = [*ckpt["resumes"], agent.step]
         rows = [r for r in rows if r["step"] <= agent.step]
     else:
         torch.manual_seed(spec.seed)
@@ -164,7 +166,8 @@ def execute_run(
 
     def save_checkpoint() -> None:
         atomic_torch_save(
-            checkpoint_path, {"agent": agent.state_dict(), "sampler": sampler.state_dict(), "wall_seconds": wall()}
+            checkpoint_path,
+            {"agent": agent.state_dict(), "sampler": sampler.state_dict(), "wall_seconds": wall(), "resumes": resumes},
         )
 
     def progress(status: str, last_eval: float | None) -> None:
@@ -178,6 +181,7 @@ def execute_run(
                 "updates_per_s": round(rate, 2),
                 "last_eval": last_eval,
                 "wall_seconds": round(wall(), 1),
+                "resumed_from": resumes,
             },
         )
 
@@ -243,6 +247,7 @@ def execute_run(
         "best_normalized_score": best["normalized_score"],
         "wall_seconds": round(wall(), 2),
         "pretrain_seconds": round(float(getattr(agent, "pretrain_seconds", 0.0)), 2),
+        "resumed_from": resumes,
     }
     atomic_write_json(folder / "summary.json", summary)
     progress("finished", last_eval)

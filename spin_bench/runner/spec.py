@@ -28,7 +28,7 @@ class RunSpec:
 
     @property
     def dataset_id(self) -> str:
-        from spin_bench.datasets.catalog import dataset_id
+        from spin_bench.datasets.ids import dataset_id
 
         return dataset_id(self.task, self.dataset, self.bins)
 

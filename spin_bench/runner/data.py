@@ -1,0 +1,99 @@
+"""The runner's view of the datasets: which exist, making them present, and what a run trains on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from spin_bench.datasets.ids import QUALITIES, dataset_id
+from spin_bench.datasets.transitions import Transitions
+from spin_bench.envs import all_tasks as _all_tasks
+
+__all__ = [
+    "QUALITIES",
+    "RunData",
+    "all_tasks",
+    "check_dataset_available",
+    "ensure_datasets",
+    "load_run_data",
+    "normalizer",
+    "tasks_with_datasets",
+]
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What one run needs from its dataset."""
+
+    transitions: Transitions
+    """The flat transition view."""
+    env_id: str
+    """Evaluation env id (the catalog's)."""
+    env_kwargs: dict[str, Any]
+    """Keyword arguments of ``gymnasium.make`` for the evaluation env."""
+    normalize: Callable[[float], float]
+    """Return -> normalized score (0 = random, 100 = expert)."""
+
+
+def all_tasks() -> tuple[str, ...]:
+    return _all_tasks()
+
+
+def _obtainable(entry, ds) -> bool:
+    from spin_bench.datasets.build import build_blockers
+    from spin_bench.datasets.minari_io import is_installed
+
+    return is_installed(ds.id) or ds.sha256 is not None or not build_blockers(entry, ds)
+
+
+def tasks_with_datasets(bins: int) -> tuple[str, ...]:
+    """Tasks whose catalog entry at ``bins`` has a dataset that is local, published or buildable."""
+    from spin_bench.datasets.catalog import load_catalog
+
+    return tuple(
+        entry.task
+        for entry in load_catalog()
+        if entry.bins == bins and any(_obtainable(entry, ds) for ds in entry.datasets.values())
+    )
+
+
+def check_dataset_available(task: str, quality: str, bins: int) -> None:
+    """Raise ValueError (before any work) if the dataset is not in the catalog or cannot be obtained."""
+    from spin_bench.datasets.build import build_blockers
+    from spin_bench.datasets.catalog import load_catalog
+
+    name = dataset_id(task, quality, bins)
+    entry, ds = load_catalog().lookup(name)
+    if not _obtainable(entry, ds):
+        raise ValueError(
+            f"dataset {name} is not local, not published and not buildable: {build_blockers(entry, ds)[0]}"
+        )
+
+
+def ensure_datasets(ids: list[str], console=None) -> None:
+    """Download (or build, when no remote has it) every dataset in ``ids`` that is not installed."""
+    from spin_bench.datasets.loading import ensure_local
+
+    for name in ids:
+        ensure_local(name)
+
+
+def normalizer(name: str) -> Callable[[float], float]:
+    from spin_bench.datasets.catalog import load_catalog
+    from spin_bench.datasets.scores import normalized_score
+
+    entry, _ = load_catalog().lookup(name)
+    return lambda value: float(normalized_score(entry.task, value, bins=entry.bins))
+
+
+def load_run_data(name: str) -> RunData:
+    from spin_bench.datasets.loading import load_dataset
+
+    dataset = load_dataset(name)
+    return RunData(
+        transitions=dataset.transitions,
+        env_id=dataset.entry.env_id,
+        env_kwargs=dict(dataset.entry.env_kwargs),
+        normalize=lambda value: float(dataset.normalized_score(value)),
+    )
