@@ -97,6 +97,8 @@ class IQLAgent(Agent):
 
     config: IQLConfig
     config_class = IQLConfig
+    METRICS = ("value_loss", "critic_loss", "actor_loss", "q", "v", "advantage", "awr_weight", "awr_clipped")
+    """What ``update`` returns: the three losses, mean Q(s, a), V(s), advantage, AWR weight, clipped fraction."""
 
     def __init__(self, obs_dim, nvec, config=None, device="cpu", seed=0):
         super().__init__(obs_dim, nvec, config, device, seed)
@@ -154,8 +156,6 @@ class IQLAgent(Agent):
             ]
         )
         return value_loss + critic_loss + actor_loss, metrics
-
-    METRICS = ("value_loss", "critic_loss", "actor_loss", "q", "v", "advantage", "awr_weight", "awr_clipped")
 
     def update(self, batch: Batch) -> dict[str, float]:
         loss, metrics = self._losses(batch)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from spin_bench.agents.asm import load_or_pretrain_asm
+from spin_bench.agents.asm import PretrainRecord, load_or_pretrain_asm
 from spin_bench.agents.config import SPINConfig
 from spin_bench.agents.iql import IQLAgent
 from spin_bench.agents.transformer import SAINTActor
@@ -31,6 +31,8 @@ class SPINAgent(IQLAgent):
         """Wall-clock seconds of the ASM pretraining behind this agent (cached runs report the original)."""
         self.asm_key = ""
         """Cache key of the ASM whose trunk the actor holds; empty before ``pretrain``."""
+        self.pretrain_record: PretrainRecord | None = None
+        """What this process's ``pretrain`` did (steps, per-epoch losses, cache hit); not checkpointed."""
 
     def build_actor(self) -> SAINTActor:
         actor = SAINTActor(self.obs_dim, self.nvec, self.config)
