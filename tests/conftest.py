@@ -1,1 +1,97 @@
-import spin_bench  # noqa: F401  (chooses the headless MuJoCo renderer before dm_control loads)
+import spin_bench  # noqa: F401, I001  (chooses the headless MuJoCo renderer before dm_control loads)
+
+import os  # noqa: E402
+import socket  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dirs(monkeypatch, tmp_path_factory):
+    """No test touches the user's Minari data dir, remote or catalog override."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path_factory.mktemp("minari-datasets")))
+    for var in ("MINARI_REMOTE", "SPIN_BENCH_CATALOG", "STORAGE_EMULATOR_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables: full dataset ids in CLI output
+
+
+TINY_TASK = "cheetah-run"
+
+
+def write_tiny_catalog(folder: Path, *, random_ref: float = 5.0, expert_ref: float = 500.0) -> Path:
+    """A one-entry catalog (cheetah-run, 3 bins) with test-only sizes and randomly initialised checkpoints.
+
+    random / medium / expert: 2 episodes each; medium-expert: 4; random-medium-expert: 3 (one per policy).
+    """
+    import torch
+
+    from spin_bench.behaviour.network import DecoupledQNetwork
+    from spin_bench.behaviour.policy import save_snapshot
+    from spin_bench.datasets.catalog import CATALOG_FORMAT, Catalog, entry_json
+
+    entry = entry_json(
+        TINY_TASK,
+        3,
+        env_id=spin_bench.env_id(TINY_TASK),
+        env_kwargs={},
+        max_episode_steps=1000,
+        checkpoints={"medium": "checkpoints/medium.pt", "expert": "checkpoints/expert.pt"},
+        paper_reference={"random": 5.39, "expert": 664.57, "source": "test"},
+        sizes={"random": 2000, "medium": 2000, "expert": 2000, "random-medium-expert": 3000},
+        seeds={
+            "random": 1_000_000,
+            "medium": 2_000_000,
+            "expert": 3_000_000,
+            "random-medium-expert/random": 4_000_000,
+            "random-medium-expert/medium": 4_100_000,
+            "random-medium-expert/expert": 4_200_000,
+        },
+        epsilon=0.05,
+        reference_seeds=(5_000_000, 5_100_000),
+    )
+    for i, name in enumerate(("medium", "expert")):
+        torch.manual_seed(i)
+        network = DecoupledQNetwork(17, [3] * 6, hidden=(32, 32))
+        entry["checkpoints"][name]["sha256"] = save_snapshot(folder / "checkpoints" / f"{name}.pt", network)
+    entry["reference_scores"]["random"]["value"] = random_ref
+    entry["reference_scores"]["expert"]["value"] = expert_ref
+    raw = {"format": CATALOG_FORMAT, "maintainers": {"author": "spin-bench tests"}, "remotes": [], "entries": [entry]}
+    path = folder / "catalog.json"
+    Catalog(raw, path).save()
+    return path
+
+
+@pytest.fixture
+def tiny_catalog(tmp_path, monkeypatch):
+    """Path of a test catalog, also set as ``$SPIN_BENCH_CATALOG`` (so the CLI and subprocesses use it too)."""
+    path = write_tiny_catalog(tmp_path / "catalog")
+    monkeypatch.setenv("SPIN_BENCH_CATALOG", str(path))
+    return path
+
+
+@pytest.fixture
+def gcs_emulator():
+    """A fresh loopback Google Cloud Storage emulator (in memory) with one bucket; yields (host URL, bucket)."""
+    pytest.importorskip("gcp_storage_emulator")
+    from gcp_storage_emulator.server import create_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket="spin-test")
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}", "spin-test"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def gcs_remote(gcs_emulator, monkeypatch):
+    """``MINARI_REMOTE=gcp://spin-test`` served by the emulator; yields the remote string."""
+    host, bucket = gcs_emulator
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", host)
+    monkeypatch.setenv("MINARI_REMOTE", f"gcp://{bucket}")
+    assert os.environ["MINARI_DATASETS_PATH"]
+    return f"gcp://{bucket}"

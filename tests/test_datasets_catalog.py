@@ -1,0 +1,110 @@
+"""Dataset ids, the catalog file, reference and normalized scores."""
+
+import json
+
+import numpy as np
+import pytest
+
+import spin_bench
+from spin_bench.datasets.catalog import Catalog, CatalogError, load_catalog
+from spin_bench.datasets.ids import QUALITIES, dataset_id, parse_dataset_id
+
+
+def test_dataset_id_scheme():
+    assert dataset_id("cheetah-run", "expert") == "spin/cheetah-run/expert-v0"
+    assert dataset_id("dog-trot", "medium-expert", bins=10) == "spin/dog-trot-bins10/medium-expert-v0"
+    key = parse_dataset_id("spin/dog-trot-bins30/random-medium-expert-v2")
+    assert (key.task, key.bins, key.quality, key.version) == ("dog-trot", 30, "random-medium-expert", 2)
+    assert parse_dataset_id("spin/humanoid_CMU-run/random-v0").task == "humanoid_CMU-run"
+    assert key.id == "spin/dog-trot-bins30/random-medium-expert-v2"
+
+
+@pytest.mark.parametrize(
+    ("bad", "needle"),
+    [
+        ("spin/cheetah-run/expert", "malformed dataset id"),
+        ("cheetah-run/expert-v0", "malformed dataset id"),
+        ("spin/cheetah-run/great-v0", "quality 'great'"),
+        ("spin/cheetah-run-bins3/expert-v0", "'spin/cheetah-run/expert-v0'"),
+        ("spin/cheetah-run-bins1/expert-v0", "bins=1"),
+    ],
+)
+def test_bad_ids_get_one_line_errors(bad, needle):
+    with pytest.raises(ValueError) as err:
+        parse_dataset_id(bad)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_real_catalog_lists_every_benchmark_task():
+    catalog = load_catalog()
+    expected = {(t, 3) for t in spin_bench.BENCHMARK_TASKS} | {("dog-trot", 10), ("dog-trot", 30)}
+    assert {(e.task, e.bins) for e in catalog} == expected
+    for entry in catalog:
+        assert {ds.quality for ds in entry.datasets.values()} == set(QUALITIES)
+        env_kwargs = {} if entry.bins == 3 else {"bins": entry.bins}
+        assert entry.env_id == spin_bench.env_id(entry.task) and entry.env_kwargs == env_kwargs
+        sizes = {ds.quality: ds.size for ds in entry.datasets.values()}
+        assert sizes == {
+            "random": 1_000_000,
+            "medium": 1_000_000,
+            "expert": 1_000_000,
+            "medium-expert": 2_000_000,
+            "random-medium-expert": 200_000,
+        }
+        rme = entry.datasets[dataset_id(entry.task, "random-medium-expert", entry.bins)]
+        assert [(s.policy, s.episodes) for s in rme.segments] == [("random", 67), ("medium", 67), ("expert", 66)]
+        me = entry.datasets[dataset_id(entry.task, "medium-expert", entry.bins)]
+        parts = [entry.datasets[dataset_id(entry.task, q, entry.bins)] for q in ("medium", "expert")]
+        assert me.segments == parts[0].segments + parts[1].segments
+        # Measured random references; no checkpoint yet, so nothing needing one is buildable.
+        assert entry.reference["random"].value is not None and entry.reference["random"].episodes == 100
+        for ds in entry.datasets.values():
+            if ds.sha256 is None:
+                assert ds.stats is None
+
+
+def test_random_references_are_close_to_the_papers():
+    for entry in load_catalog():
+        paper = (entry.paper_reference or {}).get("random")
+        if paper is not None:
+            assert abs(entry.reference["random"].value - paper) < max(10.0, 0.5 * paper), entry.label
+
+
+def test_catalog_validation_names_the_problem(tiny_catalog):
+    raw = json.loads(tiny_catalog.read_text())
+    ds = raw["entries"][0]["datasets"]["spin/cheetah-run/expert-v0"]
+    ds["size"] = 5000
+    with pytest.raises(CatalogError, match="size=5000 but the recipe has 2 episodes"):
+        Catalog(raw, tiny_catalog)
+    ds["size"] = 2000
+    ds["recipe"]["segments"][0]["policy"] = "master"
+    with pytest.raises(CatalogError, match="policy='master'; allowed: 'random' or a checkpoint"):
+        Catalog(raw, tiny_catalog)
+
+
+def test_unknown_id_lists_closest(tiny_catalog):
+    with pytest.raises(CatalogError, match="closest catalog ids: spin/cheetah-run/expert-v0"):
+        load_catalog().lookup("spin/cheetah-run/expert-v1")
+
+
+def test_catalog_roundtrip_keeps_the_file(tiny_catalog):
+    before = tiny_catalog.read_text()
+    load_catalog().save()
+    assert tiny_catalog.read_text() == before
+
+
+def test_normalized_score(tiny_catalog):
+    assert spin_bench.normalized_score("cheetah-run", 5.0) == 0.0
+    assert spin_bench.normalized_score("cheetah-run", 500.0) == 100.0
+    np.testing.assert_allclose(spin_bench.normalized_score("cheetah-run", np.array([5.0, 252.5])), [0.0, 50.0])
+    assert spin_bench.normalized_score("cheetah-run", 664.57, reference="paper") == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="reference='ours' is not allowed"):
+        spin_bench.normalized_score("cheetah-run", 1.0, reference="ours")
+    with pytest.raises(CatalogError, match="no entry for 'cheetah-run' at 10 bins"):
+        spin_bench.normalized_score("cheetah-run", 1.0, bins=10)
+
+
+def test_normalized_score_without_expert_reference_says_what_exists():
+    with pytest.raises(CatalogError, match="dog-trot .3 bins. has no spin-bench expert reference score yet; "):
+        spin_bench.normalized_score("dog-trot", 100.0)
+    assert spin_bench.normalized_score("dog-trot", 724.37, reference="paper") == pytest.approx(100.0)

@@ -1,0 +1,159 @@
+"""Publish to a real loopback Minari remote (GCS emulator), download with stock Minari and spin-bench, verify."""
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import h5py
+import minari
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import spin_bench
+from spin_bench.cli.datasets import app as datasets_app
+from spin_bench.datasets import build as build_module
+from spin_bench.datasets.build import build_dataset
+from spin_bench.datasets.minari_io import DatasetIntegrityError, is_installed, iter_episode_arrays, local_dataset_dir
+from spin_bench.datasets.remote import (
+    DatasetUnavailableError,
+    download_dataset,
+    publish_dataset,
+    remote_has,
+)
+
+EXPERT = "spin/cheetah-run/expert-v0"
+
+
+def _snapshot(dataset_id):
+    data = local_dataset_dir(dataset_id) / "data"
+    arrays = [(seed, a) for seed, _, a in iter_episode_arrays(data)]
+    file_hash = hashlib.sha256((data / "main_data.hdf5").read_bytes()).hexdigest()
+    return arrays, file_hash
+
+
+def _assert_same(dataset_id, expected):
+    arrays, file_hash = _snapshot(dataset_id)
+    assert file_hash == expected[1]
+    for (s1, a1), (s2, a2) in zip(arrays, expected[0], strict=True):
+        assert s1 == s2
+        for key in a1:
+            assert a1[key].dtype == a2[key].dtype and a1[key].shape == a2[key].shape
+            assert a1[key].tobytes() == a2[key].tobytes()  # bit for bit
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _blob(remote, path):
+    import google.cloud.storage as gcs
+
+    client = gcs.Client.create_anonymous_client()
+    return gcs.Bucket(client, remote.split("://", 1)[1]).blob(path)
+
+
+def test_publish_then_download_with_minari_and_spin_bench(tiny_catalog, gcs_remote, tmp_path):
+    build_dataset(EXPERT, workers=1, progress=False, record=True)
+    original = _snapshot(EXPERT)
+    assert publish_dataset(EXPERT) == gcs_remote
+    assert remote_has(gcs_remote, EXPERT)
+    with pytest.raises(ValueError, match="already on gcp://spin-test; published data is never replaced"):
+        publish_dataset(EXPERT)
+
+    # Stock Minari CLI, with only MINARI_REMOTE (and the emulator host) set.
+    shutil.rmtree(local_dataset_dir(EXPERT))
+    cli = subprocess.run(
+        [sys.executable, "-m", "minari.cli", "download", EXPERT], capture_output=True, text=True, env=dict(os.environ)
+    )
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    _assert_same(EXPERT, original)
+    assert minari.load_dataset(EXPERT).total_steps == 2000
+
+    # spin-bench's download (CLI), verified against the catalog sha256.
+    shutil.rmtree(local_dataset_dir(EXPERT))
+    result = CliRunner().invoke(datasets_app, ["download", EXPERT])
+    assert result.exit_code == 0, result.output
+    assert "verified and installed" in result.output
+    _assert_same(EXPERT, original)
+
+    # A tampered remote copy (one reward changed) is refused, and nothing is left installed.
+    tampered = tmp_path / "main_data.hdf5"
+    shutil.copyfile(local_dataset_dir(EXPERT) / "data" / "main_data.hdf5", tampered)
+    with h5py.File(tampered, "r+") as f:
+        f["episode_1/rewards"][5] += np.float32(0.25)
+    _blob(gcs_remote, f"{EXPERT}/data/main_data.hdf5").upload_from_filename(tampered)
+    result = CliRunner().invoke(datasets_app, ["download", EXPERT, "--force"])
+    assert result.exit_code == 1
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"error: {EXPERT} was refused: the copy on gcp://spin-test has sha256")
+    assert message.endswith(f"nothing was installed. Build it locally with: spin-bench datasets build {EXPERT}")
+    _assert_same(EXPERT, original)  # --force never replaced the good local copy with the bad one
+    shutil.rmtree(local_dataset_dir(EXPERT))
+    with pytest.raises(DatasetIntegrityError, match="corrupt or changed"):
+        download_dataset(EXPERT)
+    assert not local_dataset_dir(EXPERT).exists()
+    assert minari.list_local_datasets() == {}
+
+
+def test_tampered_metadata_is_refused(tiny_catalog, gcs_remote):
+    dataset_id = "spin/cheetah-run/random-v0"
+    build_dataset(dataset_id, workers=1, progress=False, record=True)
+    publish_dataset(dataset_id)
+    meta = json.loads((local_dataset_dir(dataset_id) / "data" / "metadata.json").read_text())
+    meta["ref_max_score"] = 1000.0
+    _blob(gcs_remote, f"{dataset_id}/data/metadata.json").upload_from_string(json.dumps(meta))
+    shutil.rmtree(local_dataset_dir(dataset_id))
+    with pytest.raises(DatasetIntegrityError, match=f"{dataset_id} was refused"):
+        download_dataset(dataset_id)
+    assert not is_installed(dataset_id)
+
+
+def test_missing_on_remote_says_how_to_build(tiny_catalog, gcs_remote):
+    dataset_id = "spin/cheetah-run/medium-v0"
+    build_dataset(dataset_id, workers=1, progress=False, record=True)  # records the sha256 ...
+    shutil.rmtree(local_dataset_dir(dataset_id))  # ... but never publishes it
+    with pytest.raises(DatasetUnavailableError) as err:
+        download_dataset(dataset_id)
+    assert "gcp://spin-test does not have it" in str(err.value)
+    assert f"build it locally with: spin-bench datasets build {dataset_id}" in str(err.value)
+
+
+def test_unreachable_remote_fails_fast_with_build_hint(tiny_catalog, monkeypatch):
+    build_dataset(EXPERT, workers=1, progress=False, record=True)
+    shutil.rmtree(local_dataset_dir(EXPERT))
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    monkeypatch.setenv("MINARI_REMOTE", "gcp://spin-test")
+    result = CliRunner().invoke(datasets_app, ["download", EXPERT])
+    assert result.exit_code == 1
+    assert "gcp://spin-test cannot be reached" in result.output
+    assert f"build it locally with: spin-bench datasets build {EXPERT}" in result.output
+    # load_dataset falls back to building when no remote can serve it.
+    data = spin_bench.load_dataset(EXPERT)
+    assert len(data.transitions) == 2000
+
+
+def test_load_dataset_downloads_instead_of_building(tiny_catalog, gcs_remote, monkeypatch):
+    build_dataset(EXPERT, workers=1, progress=False, record=True)
+    publish_dataset(EXPERT)
+    shutil.rmtree(local_dataset_dir(EXPERT))
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("must download, not build")
+
+    monkeypatch.setattr(build_module, "build_dataset", no_build)
+    env, data = spin_bench.make_env_and_dataset(EXPERT, verify=True)
+    assert data.minari.total_episodes == 2 and env.spec.id == spin_bench.env_id("cheetah-run")
+
+
+def test_bad_remote_value_is_named(tiny_catalog, monkeypatch):
+    monkeypatch.setenv("MINARI_REMOTE", "s3://bucket")
+    result = CliRunner().invoke(datasets_app, ["download", EXPERT])
+    assert result.exit_code == 1
+    assert "remote 's3://bucket' is not allowed; use 'gcp://<bucket>' or 'hf://<organisation>'" in result.output
