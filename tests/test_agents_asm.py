@@ -9,11 +9,19 @@ from spin_bench.agents import SPINConfig, TransitionSampler, make_agent
 from spin_bench.agents.asm import load_or_pretrain_asm, mask_actions, masked_modelling_loss
 from spin_bench.datasets import Transitions
 
-torch.set_num_threads(1)
 SMALL = dict(
     d_model=16, num_heads=2, num_blocks=2, head_hidden=16, critic_hidden=(16,), value_hidden=(16,), batch_size=16
 )
 ASM_SHORT = dict(asm_epochs=4.0, asm_batch_size=64)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small models run fastest on one core; restore the session's setting for other modules."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def transitions(n=256, obs_dim=5, nvec=(3, 4, 2), seed=0):

@@ -20,7 +20,6 @@ from spin_bench.agents import make_agent, train_offline
 from spin_bench.agents.asm import load_or_pretrain_asm, masked_accuracy
 from spin_bench.datasets import Transitions
 
-torch.set_num_threads(1)
 S, N = 4, 6
 CRITIC = dict(critic_hidden=(64, 64), value_hidden=(64, 64), batch_size=128)
 AGENTS = {
@@ -32,6 +31,15 @@ AGENTS = {
         **CRITIC,
     ),
 }  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small models run fastest on one core; restore the session's setting for other modules."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def coordination_data(n: int, seed: int) -> Transitions:

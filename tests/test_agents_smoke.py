@@ -21,7 +21,6 @@ from spin_bench.agents import (
 )
 from spin_bench.datasets import Transitions
 
-torch.set_num_threads(1)
 TASK = "cheetah-run"
 OBS_DIM, NVEC = 17, [3] * 6
 # Small versions of each agent: the code paths of the paper sizes at CPU-test speed.
@@ -33,6 +32,15 @@ OVERRIDES = {
     "ar-iql": dict(state_embed=16, action_embed=8, lstm_hidden=32, **TINY),
     "bc": dict(actor_hidden=(32, 32), batch_size=32),
 }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small models run fastest on one core; restore the session's setting for other modules."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def rollout(task: str, episodes: int, steps: int, seed: int) -> Transitions:
