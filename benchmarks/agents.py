@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/agents.py [--device cpu|cuda] [--seconds 3] [--shapes cheetah-run dog]
                                    [--agents spin saint f-iql ar-iql bc] [--preset paper|quick]
-                                   [--compile] [--asm-steps 2] [--threads 1]
+                                   [--compile] [--asm-steps 1] [--threads 1]
 
 For each shape (cheetah-run: 17 obs dims, 6 x 3 bins; dog: 223 obs dims, 38 x 3 bins) and agent, a fresh
 process builds the agent with the preset (``paper`` by default) and times ``update`` calls, batches drawn by
@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--agents", nargs="+", default=["spin", "saint", "f-iql", "ar-iql", "bc"])
     parser.add_argument("--compile", action="store_true", help="torch.compile the losses (CUDA only)")
-    parser.add_argument("--asm-steps", type=int, default=2, help="timed ASM steps per shape (0: skip the ASM)")
+    parser.add_argument("--asm-steps", type=int, default=1, help="timed ASM steps per shape (0: skip the ASM)")
     parser.add_argument("--preset", default="paper", choices=["paper", "quick"], help="agent sizes")
     parser.add_argument("--threads", type=int, default=1, help="torch threads on CPU (one core per run)")
     args = parser.parse_args()
