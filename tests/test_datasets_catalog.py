@@ -108,3 +108,29 @@ def test_normalized_score_without_expert_reference_says_what_exists():
     with pytest.raises(CatalogError, match="dog-trot .3 bins. has no spin-bench expert reference score yet; "):
         spin_bench.normalized_score("dog-trot", 100.0)
     assert spin_bench.normalized_score("dog-trot", 724.37, reference="paper") == pytest.approx(100.0)
+
+
+def test_rollout_forward_pass_matches_torch():
+    import torch
+    from torch import nn
+
+    from spin_bench.behaviour.network import DecoupledQNetwork
+    from spin_bench.behaviour.policy import BehaviourPolicy
+    from spin_bench.datasets.inference import NUMPY_EVALUATION, TORCH_EVALUATION, NumpyGreedy, rollout_policy
+
+    torch.manual_seed(0)
+    network = DecoupledQNetwork(24, [3, 5, 2, 4], hidden=(64, 64)).eval()
+    policy = BehaviourPolicy(network=network, metadata={})
+    fast = rollout_policy(policy)
+    assert fast.evaluation == NUMPY_EVALUATION
+    obs = np.random.default_rng(1).standard_normal((500, 24)).astype(np.float32) * 3
+    got = np.concatenate([fast.greedy(o[None]) for o in obs])
+    np.testing.assert_array_equal(got, policy.greedy(obs))
+    assert np.all(got < np.array([3, 5, 2, 4]))  # padded bins are never chosen
+    # Same exploration stream as BehaviourPolicy.act.
+    a = fast.act(obs[:1], 0.5, np.random.default_rng(7))
+    np.testing.assert_array_equal(a, policy.act(obs[:1], 0.5, np.random.default_rng(7)))
+    # Layers it does not know: act through torch.
+    network.torso.append(nn.Tanh())
+    assert NumpyGreedy.from_network(network) is None
+    assert rollout_policy(policy).evaluation == TORCH_EVALUATION

@@ -134,6 +134,7 @@ def _metadata(catalog: Catalog, entry: TaskEntry, ds: DatasetEntry) -> tuple[dic
                     "sha256": entry.checkpoints[name].sha256,
                     "env_steps": entry.checkpoints[name].env_steps,
                     "eval_return": entry.checkpoints[name].eval_return,
+                    "evaluation": _evaluation(entry.checkpoints[name].path),
                 }
                 for name in used
             },
@@ -144,6 +145,14 @@ def _metadata(catalog: Catalog, entry: TaskEntry, ds: DatasetEntry) -> tuple[dic
         }
     }
     return metadata, extra
+
+
+def _evaluation(path: Path) -> str:
+    """How the rollouts evaluate this checkpoint's network (numpy or torch forward pass)."""
+    from spin_bench.behaviour.policy import load_behaviour_policy
+    from spin_bench.datasets.inference import rollout_policy
+
+    return rollout_policy(load_behaviour_policy(path)).evaluation
 
 
 def dataset_stats(returns: np.ndarray, labels: list[str], ref_min: float | None, ref_max: float | None) -> dict:

@@ -4,7 +4,7 @@ Episode ``j`` of a segment (policy, epsilon, seed) resets the env with ``seed + 
 (epsilon-greedy noise, or the uniform random policy's actions) from ``np.random.default_rng([seed, j])``. Policies act
 on one observation at a time (batch size 1) with one torch thread, so an episode's arrays depend only on
 (seed, j) and the platform, not on the number of worker processes nor on which worker ran it. Results come back
-in episode order.
+in episode order. Checkpoint policies act through ``inference.rollout_policy`` (numpy forward pass).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def segment_jobs(segments: Sequence[Segment]) -> list[EpisodeJob]:
 
 
 def rollout_episode(env, policy, job: EpisodeJob, max_steps: int) -> Episode:
-    """Run one episode of ``policy`` (a ``BehaviourPolicy``, or None for uniform random) in ``env``."""
+    """Run one episode of ``policy`` (``.act(obs, epsilon, rng)`` as ``BehaviourPolicy``; None: uniform random)."""
     rng = np.random.default_rng([job.seed, job.index])
     nvec = np.asarray(env.action_space.nvec, dtype=np.int64)
     obs, _ = env.reset(seed=job.reset_seed)
@@ -124,11 +124,12 @@ class _Worker:
 
         import spin_bench  # noqa: F401  (registers the env ids)
         from spin_bench.behaviour.policy import load_behaviour_policy
+        from spin_bench.datasets.inference import rollout_policy
 
         torch.set_num_threads(1)
         self.config = config
         self.env = _make_env(config)
-        self.policies = {name: load_behaviour_policy(path) for name, path in config.checkpoints.items()}
+        self.policies = {name: rollout_policy(load_behaviour_policy(p)) for name, p in config.checkpoints.items()}
 
     def run(self, job: EpisodeJob) -> Episode:
         policy = None if job.policy == RANDOM_POLICY else self.policies[job.policy]
