@@ -122,8 +122,6 @@ def run(
             for s in seed_list
         ]
 
-    dataset_ids = sorted({s.dataset_id for s in specs})
-    data.ensure_datasets(dataset_ids, console=console)
     console.print(f"{len(specs)} run(s) -> {out}  [{executor}, {workers} at a time, {resolved_device}]")
     try:
         outcomes = run_grid(

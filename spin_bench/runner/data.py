@@ -71,7 +71,7 @@ def check_dataset_available(task: str, quality: str, bins: int) -> None:
         )
 
 
-def ensure_datasets(ids: list[str], console=None) -> None:
+def ensure_datasets(ids: list[str]) -> None:
     """Download (or build, when no remote has it) every dataset in ``ids`` that is not installed."""
     from spin_bench.datasets.loading import ensure_local
 

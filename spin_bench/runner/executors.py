@@ -30,7 +30,10 @@ class RunOutcome:
 
 
 def _threads_per_run(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+    """Torch threads per run: SPIN_BENCH_THREADS, else 1. Small-batch CPU updates gain little from more
+    threads, and oversubscribed OpenMP threads spin-wait and crawl when anything else shares the cores."""
+    del workers
+    return max(1, int(os.environ.get("SPIN_BENCH_THREADS", "1")))
 
 
 def _execute(spec: RunSpec, root: str, device: str, cache_dir: str | None, threads: int) -> RunOutcome:
@@ -57,6 +60,10 @@ def run_grid(
         raise ValueError(f"workers={workers} must be >= 1")
     root = Path(root)
     cache = str(cache_dir) if cache_dir is not None else None
+    # Datasets first, once each, in this process: parallel runs must not build the same dataset twice.
+    from spin_bench.runner.data import ensure_datasets
+
+    ensure_datasets(sorted({spec.dataset_id for spec in specs}))
     outcomes: dict[RunSpec, RunOutcome] = {}
     with GridProgress(specs, root, console) as display:
         if executor == "local":

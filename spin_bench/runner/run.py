@@ -10,12 +10,15 @@ Folder contents:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import platform
+import signal
 import subprocess
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -87,6 +90,19 @@ def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, text.getvalue())
+
+
+@contextlib.contextmanager
+def _interrupts_ignored():
+    """Ignore SIGINT inside the block (main thread only; elsewhere signals cannot arrive anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def execute_run(
@@ -228,8 +244,9 @@ def execute_run(
                 save_checkpoint()
                 progress("running", last_eval)
     except KeyboardInterrupt:
-        save_checkpoint()
-        progress("interrupted", last_eval)
+        with _interrupts_ignored():  # a second Ctrl-C (or the parent relaying it) must not cut the save
+            save_checkpoint()
+            progress("interrupted", last_eval)
         raise
 
     final, best = rows[-1], max(rows, key=lambda r: r["eval_return_mean"])
