@@ -13,7 +13,12 @@ from spin_bench.cli._common import console, user_errors
 
 def _record_video(agent, env_id: str, env_kwargs: dict, seed: int, path: Path, deterministic: bool) -> int:
     import gymnasium as gym
-    import imageio.v2 as imageio
+
+    try:
+        import imageio.v2 as imageio
+        import imageio_ffmpeg  # noqa: F401  (the mp4 writer's backend)
+    except ImportError:
+        raise ValueError("--video needs imageio with its ffmpeg backend: pip install 'spin-bench[video]'") from None
 
     env = gym.make(env_id, render_mode="rgb_array", width=320, height=240, **env_kwargs)
     obs, _ = env.reset(seed=seed + 100)
@@ -69,5 +74,6 @@ def eval_command(
         f"({'greedy' if deterministic else 'sampled'}), normalized {normalize(float(np.mean(returns))):.1f}"
     )
     if video is not None:
-        frames = _record_video(agent, env_id, env_kwargs, seed, video, deterministic)
+        with user_errors():
+            frames = _record_video(agent, env_id, env_kwargs, seed, video, deterministic)
         console.print(f"wrote {video} ({frames} frames)")

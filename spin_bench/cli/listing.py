@@ -42,6 +42,8 @@ def _tasks_table() -> Table:
 
 
 def _agents_table() -> Table:
+    import sys
+
     from spin_bench.agents.registry import AGENT_NAMES, agent_class
 
     table = Table(title="Agents (spin-bench run AGENT)")
@@ -50,7 +52,9 @@ def _agents_table() -> Table:
     table.add_column("description")
     for name in AGENT_NAMES:
         cls = agent_class(name)
-        table.add_row(name, cls.config_class.__name__, (cls.__doc__ or "").strip().splitlines()[0])
+        doc = cls.__doc__ or sys.modules[cls.__module__].__doc__ or ""
+        summary = " ".join(doc.strip().split("\n\n")[0].split())  # the docstring's first paragraph
+        table.add_row(name, cls.config_class.__name__, summary)
     return table
 
 
