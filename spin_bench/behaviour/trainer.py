@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spin_bench._device import resolve_device
 from spin_bench._io import atomic_torch_save, atomic_write_text
 from spin_bench.behaviour.config import DecQNConfig
 from spin_bench.behaviour.network import DecoupledQNetwork
@@ -42,16 +43,6 @@ CURVE_FIELDS = (
     "eval_episodes",
     "snapshot",
 )
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"device={device!r} is not allowed; use auto, cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} requested but CUDA is not available; use auto or cpu")
-    return torch.device(device)
 
 
 @dataclass
@@ -123,7 +114,7 @@ def run_training(
     if env_steps <= 0:
         raise ValueError(f"env_steps={env_steps} must be positive")
     config = config or DecQNConfig()
-    torch_device = resolve_device(device)
+    torch_device = torch.device(resolve_device(device))
     out = Path(out or Path("runs") / "behaviour" / f"{task}-bins{bins}-seed{seed}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "snapshots").mkdir(exist_ok=True)

@@ -13,9 +13,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from spin_bench._device import resolve_device
 from spin_bench.cli._common import console, err_console, parse_list, parse_seeds, user_errors
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def check_writable(folder: Path) -> None:
@@ -26,18 +25,6 @@ def check_writable(folder: Path) -> None:
             pass
     except OSError as err:
         raise ValueError(f"output folder {str(folder)!r} is not writable: {err.strerror}") from None
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device not in DEVICES:
-        raise ValueError(f"unknown device {device!r}; valid devices: {', '.join(DEVICES)}")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available; use auto or cpu")
-    return device
 
 
 def results_table(outcomes) -> Table:
