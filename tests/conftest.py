@@ -95,3 +95,14 @@ def gcs_remote(gcs_emulator, monkeypatch):
     monkeypatch.setenv("MINARI_REMOTE", f"gcp://{bucket}")
     assert os.environ["MINARI_DATASETS_PATH"]
     return f"gcp://{bucket}"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small models run fastest on one core; restores the session's setting for the modules after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,13 +15,7 @@ SMALL = dict(
 ASM_SHORT = dict(asm_epochs=4.0, asm_batch_size=64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models run fastest on one core; restore the session's setting for other modules."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def transitions(n=256, obs_dim=5, nvec=(3, 4, 2), seed=0):

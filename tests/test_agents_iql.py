@@ -14,13 +14,7 @@ from spin_bench.datasets import Transitions
 TINY_MLP = dict(actor_hidden=(16,), critic_hidden=(16,), value_hidden=(16,), batch_size=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models run fastest on one core; restore the session's setting for other modules."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_transitions(n=64, obs_dim=3, nvec=(3, 2, 4), seed=0, terminals=None, timeouts=None):
