@@ -73,8 +73,7 @@ def tiny_catalog(tmp_path, monkeypatch):
 @pytest.fixture
 def gcs_emulator():
     """A fresh loopback Google Cloud Storage emulator (in memory) with one bucket; yields (host URL, bucket)."""
-    pytest.importorskip("gcp_storage_emulator")
-    from gcp_storage_emulator.server import create_server
+    from gcp_storage_emulator.server import create_server  # a dev dependency: missing it fails, never skips
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
