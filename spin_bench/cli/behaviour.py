@@ -17,9 +17,9 @@ def train(
     bins: Annotated[int, typer.Option(help="Bins per action dimension.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the run.")] = 0,
     out: Annotated[
-        Path | None, typer.Option(help="Run folder [default: runs/behaviour/<task>-bins<M>-seed<S>].")
+        Path | None, typer.Option(help="Run folder (default: runs/behaviour/<task>-bins<M>-seed<S>).")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Environment processes [default: one per core].")] = 0,
+    workers: Annotated[int, typer.Option(help="Environment processes (default: one per core).")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     overrides: Annotated[
         list[str] | None,

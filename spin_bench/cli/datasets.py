@@ -10,7 +10,7 @@ import typer
 app = typer.Typer(no_args_is_help=True)
 
 RemoteOpt = Annotated[
-    str | None, typer.Option(help="Remote, gcp://<bucket> or hf://<org> [default: $MINARI_REMOTE, else the catalog's]")
+    str | None, typer.Option(help="Remote, gcp://<bucket> or hf://<org> (default: $MINARI_REMOTE, else the catalog's)")
 ]
 IdsArg = Annotated[list[str], typer.Argument(help="Dataset ids, e.g. spin/cheetah-run/expert-v0.")]
 BinsOpt = Annotated[int, typer.Option(help="Bins per action dimension.")]
@@ -190,7 +190,7 @@ def info_cmd(
 @_one_line_errors
 def build_cmd(
     dataset_ids: IdsArg,
-    workers: Annotated[int, typer.Option(help="Simulation processes [default: one per core].")] = 0,
+    workers: Annotated[int, typer.Option(help="Simulation processes (default: one per core).")] = 0,
     force: Annotated[bool, typer.Option(help="Replace an installed copy.")] = False,
     record: Annotated[
         bool, typer.Option(help="Write the sha256 and statistics into the catalog if it has none.")
@@ -235,7 +235,7 @@ def publish_cmd(
     dataset_ids: IdsArg,
     remote: RemoteOpt = None,
     token: Annotated[
-        str | None, typer.Option(help="gcp: service-account key file; hf: API token [default: anonymous].")
+        str | None, typer.Option(help="gcp: service-account key file; hf: API token (default: anonymous).")
     ] = None,
 ) -> None:
     """Upload verified local datasets to a Minari remote (never replaces a published dataset)."""
@@ -271,6 +271,86 @@ def verify_cmd(dataset_ids: IdsArg) -> None:
         raise DatasetIntegrityError(f"{', '.join(bad)} do not match the catalog; reinstall with download --force")
 
 
+@app.command("check-prefix")
+@_one_line_errors
+def check_prefix_cmd(
+    dataset_ids: Annotated[
+        list[str] | None, typer.Argument(help="Dataset ids (default: every dataset with a recorded prefix).")
+    ] = None,
+    record_from_installed: Annotated[
+        bool,
+        typer.Option(
+            help="For recorded datasets without a prefix fingerprint, take it from the installed copy "
+            "(verified against the catalog sha256 first) and store it in the catalog."
+        ),
+    ] = False,
+) -> None:
+    """Re-simulate the first episode of every recipe segment and match the catalog's prefix fingerprint.
+
+    Seconds instead of the hours of a full rebuild: a changed checkpoint, simulator or recipe shows up here.
+    """
+    from spin_bench.datasets.catalog import edit_catalog, load_catalog
+    from spin_bench.datasets.fingerprint import compare_prefix, prefix_from_installed, simulate_prefix
+    from spin_bench.datasets.minari_io import DatasetIntegrityError, dataset_digest, is_installed, local_dataset_dir
+
+    catalog = load_catalog()
+    if record_from_installed:
+        missing = [i for i in (dataset_ids or catalog.dataset_ids()) if catalog.dataset(i).sha256 is not None]
+        missing = [i for i in missing if "prefix" not in catalog.dataset(i).raw]
+        for dataset_id in missing:
+            ds = catalog.dataset(dataset_id)
+            if not is_installed(dataset_id):
+                raise ValueError(f"{dataset_id} has no prefix fingerprint and is not installed locally to take it from")
+            data_dir = local_dataset_dir(dataset_id) / "data"
+            if dataset_digest(data_dir) != ds.sha256:
+                raise DatasetIntegrityError(f"{dataset_id}: the installed copy does not match the catalog sha256")
+            prefix = prefix_from_installed(ds, data_dir)
+            with edit_catalog(catalog.path) as fresh:
+                fresh.record_prefix(dataset_id, prefix)
+            typer.echo(f"{dataset_id}: prefix of {len(prefix['returns'])} episodes recorded ({prefix['sha256'][:16]})")
+        catalog = load_catalog()
+    ids = dataset_ids or [i for i in catalog.dataset_ids() if "prefix" in catalog.dataset(i).raw]
+    if not ids:
+        raise ValueError("no dataset in the catalog has a recorded prefix yet (build one with --record)")
+    bad = []
+    for dataset_id in ids:
+        entry, ds = catalog.lookup(dataset_id)
+        recorded = ds.raw.get("prefix")
+        if recorded is None:
+            raise ValueError(f"{dataset_id} has no recorded prefix (its build was not recorded with --record)")
+        problems = compare_prefix(recorded, simulate_prefix(entry, ds, per_segment=recorded["episodes_per_segment"]))
+        returns = ", ".join(f"{r:.1f}" for r in recorded["returns"])
+        typer.echo(f"{dataset_id}: {'OK' if not problems else 'MISMATCH'} (returns {returns})")
+        for problem in problems:
+            typer.echo(f"  {problem}")
+        bad += [dataset_id] if problems else []
+    if bad:
+        raise DatasetIntegrityError(f"{', '.join(bad)} no longer reproduce their recorded prefix")
+
+
+@app.command("card")
+@_one_line_errors
+def card_cmd(
+    out: Annotated[str | None, typer.Option(help="Card file (default: README.md next to the catalog).")] = None,
+    check: Annotated[bool, typer.Option(help="Only check that the card is up to date (exit 1 if not).")] = False,
+) -> None:
+    """Write the dataset card (a Markdown table of every task and dataset) generated from the catalog."""
+    from pathlib import Path
+
+    from spin_bench.datasets.card import render_card, write_card
+    from spin_bench.datasets.catalog import load_catalog
+
+    catalog = load_catalog()
+    path = Path(out) if out else catalog.path.parent / "README.md"
+    if check:
+        if not path.is_file() or path.read_text() != render_card(catalog):
+            raise ValueError(f"{path} is out of date with {catalog.path}; run spin-bench datasets card")
+        typer.echo(f"{path}: up to date")
+        return
+    changed = write_card(catalog, path)
+    typer.echo(f"{path}: {'written' if changed else 'unchanged'}")
+
+
 def _frozen_reason(entry) -> str | None:
     recorded = [ds.id for ds in entry.datasets.values() if ds.sha256 is not None]
     if recorded:
@@ -284,12 +364,12 @@ def reference_cmd(
     task: Annotated[str, typer.Argument(help="Task, e.g. cheetah-run.")],
     bins: BinsOpt = 3,
     which: Annotated[str, typer.Option(help="random, expert or both.")] = "both",
-    episodes: Annotated[int | None, typer.Option(help="Episodes [default: the catalog's, 100].")] = None,
-    workers: Annotated[int, typer.Option(help="Simulation processes [default: one per core].")] = 0,
+    episodes: Annotated[int | None, typer.Option(help="Episodes (default: the catalog's, 100).")] = None,
+    workers: Annotated[int, typer.Option(help="Simulation processes (default: one per core).")] = 0,
     write: Annotated[bool, typer.Option(help="Store the result in the catalog.")] = True,
 ) -> None:
     """Measure reference scores (uniform random policy / greedy expert snapshot) and store them in the catalog."""
-    from spin_bench.datasets.catalog import load_catalog
+    from spin_bench.datasets.catalog import edit_catalog, load_catalog
     from spin_bench.datasets.scores import measure_reference
 
     if which not in ("random", "expert", "both"):
@@ -306,8 +386,8 @@ def reference_cmd(
             f"{entry.label} {w} reference: {fields['value']:.3f} +- {fields['std']:.3f} over {fields['episodes']}"
         )
         if write:
-            catalog.set_reference(task, bins, w, **fields)
-            catalog.save()
+            with edit_catalog(catalog.path) as fresh:
+                fresh.set_reference(task, bins, w, **fields)
             typer.echo(f"written to {catalog.path}")
 
 
@@ -325,7 +405,7 @@ def register_checkpoints_cmd(
     import json
 
     from spin_bench.behaviour.policy import load_behaviour_policy, sha256_file
-    from spin_bench.datasets.catalog import load_catalog
+    from spin_bench.datasets.catalog import edit_catalog, load_catalog
 
     catalog = load_catalog()
     entry = catalog.task_entry(task, bins)
@@ -333,7 +413,7 @@ def register_checkpoints_cmd(
     obs_dim, nvec = env.observation_space.shape[0], [int(m) for m in env.action_space.nvec]
     env.close()
     frozen = _frozen_reason(entry)
-    found = 0
+    recorded: dict[str, dict] = {}
     for name, cp in entry.checkpoints.items():
         if not cp.path.is_file():
             typer.echo(f"{entry.label} checkpoint {name}: {cp.relpath} not present, skipped")
@@ -357,16 +437,17 @@ def register_checkpoints_cmd(
             "env_steps": snap.get("env_steps", policy.metadata.get("env_steps")),
             "eval_return": snap.get("eval_return_mean", policy.metadata.get("eval_return")),
         }
-        catalog.set_checkpoint(task, bins, name, **fields)
-        found += 1
+        recorded[name] = fields
         typer.echo(
             f"{entry.label} checkpoint {name}: {cp.relpath} sha256 {sha[:16]}..., env steps {fields['env_steps']}, "
             f"eval return {fields['eval_return']}"
         )
-    if not found:
+    if not recorded:
         raise FileNotFoundError(
             f"no checkpoint of {entry.label} is present at its catalog path "
             f"({', '.join(cp.relpath for cp in entry.checkpoints.values())}, relative to {catalog.path.parent})"
         )
-    catalog.save()
+    with edit_catalog(catalog.path) as fresh:
+        for name, fields in recorded.items():
+            fresh.set_checkpoint(task, bins, name, **fields)
     typer.echo(f"recorded in {catalog.path}")

@@ -14,7 +14,7 @@ from spin_bench.cli._common import console, user_errors
 def report(
     runs_dir: Annotated[Path, typer.Argument(help="Root folder of run folders (spin-bench run --out).")],
     format: Annotated[str, typer.Option("--format", help="md, csv or json.")] = "md",
-    output: Annotated[Path | None, typer.Option(help="Report file [default: RUNS_DIR/report.FORMAT].")] = None,
+    output: Annotated[Path | None, typer.Option(help="Report file (default: RUNS_DIR/report.FORMAT).")] = None,
     plots: Annotated[Path | None, typer.Option(help="Write learning-curve and aggregate PNGs to this folder.")] = None,
 ) -> None:
     """Per (agent, task, dataset) final return, normalized score, IQM with 95% CIs, time-to-target."""

@@ -17,7 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from spin_bench.datasets.catalog import RANDOM_POLICY, Catalog, DatasetEntry, TaskEntry, load_catalog
+from spin_bench.datasets.catalog import (
+    RANDOM_POLICY,
+    Catalog,
+    DatasetEntry,
+    TaskEntry,
+    edit_catalog,
+    load_catalog,
+)
+from spin_bench.datasets.fingerprint import fingerprint, prefix_positions
 from spin_bench.datasets.minari_io import (
     DIGEST_FORMAT,
     DatasetError,
@@ -235,6 +243,7 @@ def build_dataset(
     metadata, extra = _metadata(catalog, entry, ds)
     start = time.perf_counter()
     labels: list[str] = []
+    wanted_prefix, prefix_episodes = set(prefix_positions(ds)), []
 
     with staging_area() as stage:
         with minari_env(datasets_path=stage):
@@ -242,6 +251,8 @@ def build_dataset(
             with episode_progress(f"build {dataset_id}", ds.episodes, enabled=progress) as advance:
 
                 def on_episode(episode) -> None:
+                    if len(labels) in wanted_prefix:
+                        prefix_episodes.append(episode)
                     labels.append(str(episode.metadata.get("policy", "")))
                     advance(episode)
 
@@ -273,8 +284,9 @@ def build_dataset(
 
     recorded = False
     if record and ds.sha256 is None:
-        catalog.record_build(dataset_id, digest, stats, recorded_with=library_versions())
-        catalog.save()
+        prefix = fingerprint(prefix_episodes)
+        with edit_catalog(catalog.path) as fresh:  # re-read: another build may have recorded meanwhile
+            fresh.record_build(dataset_id, digest, stats, recorded_with=library_versions(), prefix=prefix)
         recorded = True
     return BuildResult(
         dataset_id=dataset_id,

@@ -14,6 +14,7 @@ so an episode's content depends only on (segment seed, j), never on how episodes
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import json
@@ -175,6 +176,27 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     except json.JSONDecodeError as e:
         raise CatalogError(f"catalog file {path} is not valid JSON: {e}") from None
     return Catalog(raw, path)
+
+
+@contextlib.contextmanager
+def edit_catalog(path: str | Path | None = None) -> Iterator[Catalog]:
+    """Read the catalog under an exclusive lock, yield it for edits, and save it atomically on success.
+
+    Builds, reference measurements and checkpoint registrations may run at the same time (one per task):
+    each re-reads the file under the lock, so none overwrites what another recorded.
+    """
+    import fcntl
+
+    path = Path(path) if path is not None else default_catalog_path()
+    lock_path = path.with_name(f".{path.name}.lock")
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            catalog = load_catalog(path)
+            yield catalog
+            catalog.save(path)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _require(cond: bool, where: str, message: str) -> None:
@@ -412,13 +434,23 @@ class Catalog:
         self._raw_entry(task, bins)["reference_scores"][which].update(fields)
         self._parse()
 
-    def record_build(self, dataset_id: str, sha256: str, stats: dict, recorded_with: dict) -> None:
-        """Store the sha256 and summary statistics of a built dataset."""
+    def record_build(
+        self, dataset_id: str, sha256: str, stats: dict, recorded_with: dict, prefix: dict | None = None
+    ) -> None:
+        """Store the sha256, summary statistics and prefix fingerprint of a built dataset."""
         entry, ds = self.lookup(dataset_id)
         d = entry.raw["datasets"][dataset_id]
         d["sha256"] = sha256
         d["stats"] = stats
+        if prefix is not None:
+            d["prefix"] = prefix
         d["recorded_with"] = recorded_with
+        self._parse()
+
+    def record_prefix(self, dataset_id: str, prefix: dict) -> None:
+        """Store the prefix fingerprint of a recorded build (see spin_bench/datasets/fingerprint.py)."""
+        entry, _ = self.lookup(dataset_id)
+        entry.raw["datasets"][dataset_id]["prefix"] = prefix
         self._parse()
 
     def save(self, path: str | Path | None = None) -> Path:
