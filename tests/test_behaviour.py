@@ -1,7 +1,10 @@
 import csv
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -164,6 +167,33 @@ def test_behaviour_train_cli_writes_curve_snapshots_and_resumes(tmp_path):
     # Another configuration in the same folder is refused, in one line.
     out = _run_cli("behaviour", "train", "--task", "finger-spin", "--out", str(run), "--bins", "5", *TINY, check=False)
     assert out.returncode == 2 and "holds a run with bins=3, not 5" in out.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_checkpoints_between_chunks_and_the_same_command_resumes(tmp_path, sig):
+    run = tmp_path / "run"
+    args = ["behaviour", "train", "--task", "finger-spin", "--env-steps", "100000", "--out", str(run), "--workers", "1"]
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from spin_bench.cli import main; main()", *args, *TINY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + 240
+    while not (run / "curve.csv").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert (run / "curve.csv").exists(), process.communicate()[0]
+    os.killpg(process.pid, sig)  # the whole group, as a terminal's Ctrl-C or a job scheduler does
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 130, output
+    assert "checkpointed" in output and "run the same command again to resume" in output
+    stopped_at = torch.load(run / "checkpoint.pt", weights_only=True)["state"]["env_steps"]
+    assert stopped_at >= 1000 and stopped_at % 250 == 0  # a chunk boundary past the first evaluation
+
+    resumed = _run_cli(*args[:5], str(stopped_at + 500), *args[6:], *TINY)
+    assert f"at {stopped_at:,} env steps" in resumed.stdout
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["state"]["env_steps"] == stopped_at + 500
 
 
 def test_behaviour_cli_rejects_bad_input_in_one_line(tmp_path):

@@ -14,6 +14,8 @@ import csv
 import io
 import json
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,9 +182,20 @@ def run_training(
     losses: list[float] = []
     recent_returns: list[float] = []
     started = time.perf_counter() - state.wall_seconds
+    stop = _StopRequest()
     try:
+        stop.install()
         pool.set_weights(learner.cpu_weights())
         while state.env_steps < env_steps:
+            if stop.signal_name is not None:
+                # Between chunks the replay, learner and counters agree: checkpoint exactly here.
+                _save_checkpoint(checkpoint_path, learner, rng, state)
+                replay.save(out / "replay.npz")
+                log(
+                    f"{stop.signal_name}: checkpointed {out} at {state.env_steps:,} env steps; "
+                    "run the same command again to resume"
+                )
+                raise TrainingInterrupted(out, state.env_steps)
             epsilon = config.epsilon(state.env_steps)
             steps = min(config.chunk_steps, -(-(env_steps - state.env_steps) // len(pool)))
             pool.start_collect(steps, epsilon)
@@ -244,8 +257,45 @@ def run_training(
                     f"{sps:,.0f} env steps/s  {state.wall_seconds / 60:.1f} min"
                 )
     finally:
+        stop.restore()
         pool.close()
     return out
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM stopped training after checkpointing (nothing since the last chunk is lost)."""
+
+    def __init__(self, out: Path, env_steps: int):
+        super().__init__(f"training stopped at {env_steps:,} env steps; checkpoint in {out}")
+        self.out, self.env_steps = out, env_steps
+
+
+class _StopRequest:
+    """Turns SIGINT and SIGTERM into a flag that the training loop checks between chunks.
+
+    A chunk takes seconds, so a stop costs at most one chunk of work instead of a whole evaluation interval.
+    Only the main thread can install signal handlers; elsewhere this does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal_name is not None:  # a second signal: stop now, without a checkpoint
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
 
 
 def _save_checkpoint(path: Path, learner: DecQNLearner, rng: np.random.Generator, state: TrainState) -> None:

@@ -8,6 +8,7 @@ on across chunks. Evaluation episodes are split across the same workers.
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 from collections import deque
 from dataclasses import dataclass
 
@@ -81,6 +82,10 @@ def _worker_main(spec: WorkerSpec, conn) -> None:
 
     import spin_bench
 
+    # Ctrl-C and job schedulers signal the whole process group: the trainer decides when to stop, and closes
+    # the workers (a worker whose trainer died gets EOF on its pipe and exits).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     torch.set_num_threads(1)
     env = gym.make(spin_bench.env_id(spec.task), bins=spec.bins)
     policy = BehaviourPolicy(DecoupledQNetwork(**spec.architecture).eval(), metadata={})

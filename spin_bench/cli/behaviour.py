@@ -32,12 +32,15 @@ def train(
     extends a finished run.
     """
     from spin_bench.behaviour.config import DecQNConfig, apply_overrides
-    from spin_bench.behaviour.trainer import run_training
+    from spin_bench.behaviour.trainer import TrainingInterrupted, run_training
 
     config = apply_overrides(DecQNConfig(), overrides or [])
-    run_training(
-        task=task, env_steps=env_steps, bins=bins, seed=seed, out=out, workers=workers, device=device, config=config
-    )
+    try:
+        run_training(
+            task=task, env_steps=env_steps, bins=bins, seed=seed, out=out, workers=workers, device=device, config=config
+        )
+    except TrainingInterrupted:
+        raise typer.Exit(130) from None  # the trainer has checkpointed and said how to resume
 
 
 @app.command("export")

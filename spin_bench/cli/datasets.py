@@ -91,7 +91,9 @@ def list_cmd(
         ("buildable", "center"),
     ):
         # The id is what users copy: on a narrow terminal it folds onto more lines instead of being cut.
-        table.add_column(col, justify=justify, overflow="fold" if col == "id" else "ellipsis", min_width=24 if col == "id" else None)
+        table.add_column(
+            col, justify=justify, overflow="fold" if col == "id" else "ellipsis", min_width=24 if col == "id" else None
+        )
     shown = 0
     for entry in catalog:
         if (task is not None and entry.task != task) or (bins is not None and entry.bins != bins):
