@@ -94,7 +94,7 @@ def test_card_lists_every_entry_and_marks_targets(tiny_catalog):
     assert expert_target(entry) == pytest.approx(0.85 * 664.57, abs=0.01)
     assert expert_status(entry) == "below target"  # the tiny catalog's expert reference is 500
     text = render_card(catalog)
-    assert "| cheetah-run | 3 | 6 | 17 | 729 | 5.0 | 500.0 (564.9) | below target |" in text
+    assert "| cheetah-run | 3 | 6 | 17 | 729 | 5.0 | 500.0 (564.9) | below target | – | – |" in text
     build_dataset(EXPERT, workers=1, progress=False, record=True)
     stats = load_catalog().dataset(EXPERT).stats
     assert f"0.002M / {stats['return_mean']:,.1f}" in render_card(load_catalog())

@@ -35,6 +35,14 @@ def expert_status(entry: TaskEntry) -> str:
     return "met" if value >= target else "below target"
 
 
+def medium_ratio(entry: TaskEntry) -> float | None:
+    """Medium snapshot's evaluation return over the expert snapshot's (the medium target is about 0.5)."""
+    medium, expert = entry.checkpoints.get("medium"), entry.checkpoints.get("expert")
+    if medium is None or expert is None or medium.eval_return is None or not expert.eval_return:
+        return None
+    return medium.eval_return / expert.eval_return
+
+
 def _num(x: float | None, digits: int = 1) -> str:
     return "–" if x is None else f"{x:,.{digits}f}"
 
@@ -65,12 +73,14 @@ def render_card(catalog: Catalog) -> str:
         "policy), `medium` and `expert` (the medium / expert snapshot with epsilon 0.05 per action dimension),",
         "`medium-expert` (the two concatenated) and `random-medium-expert` (200 episodes, thirds of each). Returns",
         "are over 1000-step episodes; normalized = 100 * (return - random) / (expert - random) with the references",
-        "below (random: uniform policy, expert: greedy expert snapshot, 100 episodes each).",
+        "below (random: uniform policy, expert: greedy expert snapshot, 100 episodes each). The medium snapshot",
+        "is the one whose evaluation return is closest to half the expert snapshot's (ratio in the last column).",
         "",
         "## Tasks",
         "",
-        "| task | bins | N | obs dim | joint actions | random | expert (target) | status | expert env steps |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| task | bins | N | obs dim | joint actions | random | expert (target) | status | expert env steps "
+        "| medium / expert |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for entry in catalog:
         obs_dim, dims = _shapes(entry)
@@ -80,7 +90,7 @@ def render_card(catalog: Catalog) -> str:
         lines.append(
             f"| {entry.task} | {entry.bins} | {dims} | {obs_dim} | {_joint_actions(entry.bins, dims)} "
             f"| {_num(random_ref)} | {_num(expert_ref)} ({_num(expert_target(entry))}) | {expert_status(entry)} "
-            f"| {'–' if steps is None else f'{steps:,}'} |"
+            f"| {'–' if steps is None else f'{steps:,}'} | {_num(medium_ratio(entry), 2)} |"
         )
     lines += [
         "",
