@@ -104,7 +104,7 @@ def test_flat_view_and_make_env_and_dataset(tiny_catalog):
     assert data.quality == "random-medium-expert"
 
 
-def test_same_recipe_same_arrays_whatever_the_workers(tiny_catalog):
+def test_same_recipe_same_arrays_whatever_the_workers(tiny_catalog, monkeypatch):
     """Episodes depend only on (segment seed, index): 1 or 2 processes, simulated or assembled, same data."""
     one = build_dataset("spin/cheetah-run/medium-expert-v0", workers=1, progress=False)
     first = _arrays(one.dataset_id)
@@ -118,6 +118,11 @@ def test_same_recipe_same_arrays_whatever_the_workers(tiny_catalog):
     # Assembled from the installed medium and expert datasets instead of re-simulated: same sha256.
     build_dataset("spin/cheetah-run/medium-v0", workers=1, progress=False)
     build_dataset(EXPERT, workers=1, progress=False)
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("a concat dataset whose parts are installed must not simulate them again")
+
+    monkeypatch.setattr(build_module, "run_episodes", no_simulation)
     assembled = build_dataset("spin/cheetah-run/medium-expert-v0", workers=1, progress=False, force=True)
     assert assembled.sha256 == one.sha256
 

@@ -31,6 +31,7 @@ from spin_bench.datasets.minari_io import (
     DatasetError,
     DatasetIntegrityError,
     dataset_digest,
+    datasets_root,
     episode_returns,
     install_staged,
     is_installed,
@@ -183,12 +184,16 @@ def dataset_stats(returns: np.ndarray, labels: list[str], ref_min: float | None,
     return stats
 
 
-def _episode_source(catalog: Catalog, entry: TaskEntry, ds: DatasetEntry, config: RolloutConfig, workers, advance):
-    """The episodes of ``ds`` in order: a concat recipe reads installed parts and simulates the others."""
+def _episode_source(catalog: Catalog, ds: DatasetEntry, config: RolloutConfig, workers, advance, installed_root: Path):
+    """The episodes of ``ds`` in order: a concat recipe reads installed parts and simulates the others.
+
+    ``installed_root`` is the user's Minari data dir, fixed before the build points Minari at its staging area
+    (this generator runs lazily, inside that context).
+    """
     parts = [catalog.dataset(p) for p in ds.concat] if ds.concat else [ds]
     for part in parts:
-        if ds.concat and is_installed(part.id):
-            for episode in read_episodes(local_dataset_dir(part.id) / "data"):
+        if ds.concat and is_installed(part.id, installed_root):
+            for episode in read_episodes(local_dataset_dir(part.id, installed_root) / "data"):
                 advance(episode)
                 yield episode
         else:
@@ -245,6 +250,7 @@ def build_dataset(
     labels: list[str] = []
     wanted_prefix, prefix_episodes = set(prefix_positions(ds)), []
 
+    installed_root = datasets_root()
     with staging_area() as stage:
         with minari_env(datasets_path=stage):
             _create_namespaces(entry, ds)
@@ -256,7 +262,7 @@ def build_dataset(
                     labels.append(str(episode.metadata.get("policy", "")))
                     advance(episode)
 
-                episodes = _episode_source(catalog, entry, ds, config, workers, on_episode)
+                episodes = _episode_source(catalog, ds, config, workers, on_episode, installed_root)
                 write_episodes(
                     dataset_id,
                     episodes,
