@@ -191,6 +191,7 @@ def test_cli_list_info_build(tiny_catalog):
     result = runner.invoke(datasets_app, ["info", EXPERT])
     assert result.exit_code == 0, result.output
     assert load_catalog().dataset(EXPERT).sha256 in result.output
+    assert "564.88: below target" in result.output  # the tiny catalog's expert reference is 500
     result = runner.invoke(datasets_app, ["info", "spin/cheetah-run/expert-v9"])
     assert result.exit_code == 1 and "unknown dataset id 'spin/cheetah-run/expert-v9'" in result.output
     result = runner.invoke(datasets_app, ["verify", EXPERT])

@@ -133,6 +133,7 @@ def info_cmd(
     from rich.table import Table
 
     from spin_bench.datasets.build import build_blockers, describe_recipe
+    from spin_bench.datasets.card import expert_status, expert_target
     from spin_bench.datasets.catalog import load_catalog
     from spin_bench.datasets.minari_io import is_installed, local_dataset_dir
 
@@ -141,7 +142,7 @@ def info_cmd(
     on_remote, problems = _remote_ids(remote, offline, catalog)
     table = Table(show_header=False, title=dataset_id)
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")  # sha256 and paths are copied: fold them, never cut them
     rows = [
         ("task", f"{entry.task}, {entry.bins} bins per action dimension"),
         ("env", f"gymnasium.make({entry.env_id!r}{''.join(f', {k}={v!r}' for k, v in entry.env_kwargs.items())})"),
@@ -160,9 +161,21 @@ def info_cmd(
         rows.append(
             (f"reference {which}", f"{_fmt(ref.value, 2)} (mean over {ref.episodes} episodes, seed {ref.seed})")
         )
+    target = expert_target(entry)
+    if target is not None:
+        rows.append(("expert target", f"{target:,.2f}: {expert_status(entry)}"))
     paper = entry.paper_reference or {}
     if paper:
         rows.append(("paper reference", f"random {paper.get('random')}, expert {paper.get('expert')} (not ours)"))
+    prefix = ds.raw.get("prefix")
+    if prefix:
+        rows.append(
+            (
+                "prefix",
+                f"returns {', '.join(f'{r:.1f}' for r in prefix['returns'])} "
+                f"(spin-bench datasets check-prefix {dataset_id})",
+            )
+        )
     stats = ds.stats or {}
     if stats:
         rows.append(
