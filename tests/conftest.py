@@ -56,6 +56,7 @@ def write_tiny_catalog(folder: Path, *, random_ref: float = 5.0, expert_ref: flo
         entry["checkpoints"][name]["sha256"] = save_snapshot(folder / "checkpoints" / f"{name}.pt", network)
     entry["reference_scores"]["random"]["value"] = random_ref
     entry["reference_scores"]["expert"]["value"] = expert_ref
+    entry["expert_target"] = 450.0  # random test networks: the paper's target does not apply
     raw = {"format": CATALOG_FORMAT, "maintainers": {"author": "spin-bench tests"}, "remotes": [], "entries": [entry]}
     path = folder / "catalog.json"
     Catalog(raw, path).save()

@@ -191,7 +191,7 @@ def test_cli_list_info_build(tiny_catalog):
     result = runner.invoke(datasets_app, ["info", EXPERT])
     assert result.exit_code == 0, result.output
     assert load_catalog().dataset(EXPERT).sha256 in result.output
-    assert "564.88: below target" in result.output  # the tiny catalog's expert reference is 500
+    assert "450.00: met" in result.output  # the tiny catalog's expert reference is 500
     result = runner.invoke(datasets_app, ["info", "spin/cheetah-run/expert-v9"])
     assert result.exit_code == 1 and "unknown dataset id 'spin/cheetah-run/expert-v9'" in result.output
     result = runner.invoke(datasets_app, ["verify", EXPERT])
@@ -213,3 +213,15 @@ def test_real_catalog_list_shows_which_datasets_are_buildable():
         assert buildable == ("no" if build_blockers(entry, ds) else "yes"), dataset_id
     assert seen["spin/dog-trot-bins30/expert-v0"] == "no"  # no checkpoint yet
     assert seen["spin/cheetah-run/expert-v0"] == "yes"
+
+
+def test_an_expert_below_its_target_blocks_every_dataset_of_its_entry(tmp_path, monkeypatch):
+    from conftest import write_tiny_catalog
+
+    path = write_tiny_catalog(tmp_path / "catalog", expert_ref=420.0)  # the target is 450
+    monkeypatch.setenv("SPIN_BENCH_CATALOG", str(path))
+    with pytest.raises(
+        DatasetError, match=r"expert reference of cheetah-run \(3 bins\), 420.0, is below its target 450.0"
+    ):
+        build_dataset("spin/cheetah-run/random-v0", workers=1, progress=False)
+    assert not is_installed("spin/cheetah-run/random-v0")

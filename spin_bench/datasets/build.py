@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spin_bench.datasets.card import expert_status, expert_target
 from spin_bench.datasets.catalog import (
     RANDOM_POLICY,
     Catalog,
@@ -72,6 +73,12 @@ def build_blockers(entry: TaskEntry, ds: DatasetEntry) -> list[str]:
                 f"the {which} reference score of {entry.label} is not measured yet "
                 f"(spin-bench datasets reference {entry.task} --bins {entry.bins} --which {which})"
             )
+    if expert_status(entry) == "below target":
+        # The data would have to be replaced (a new -vN) once the expert improves: build only from finished ones.
+        reasons.append(
+            f"the expert reference of {entry.label}, {entry.reference['expert'].value:.1f}, is below its target "
+            f"{expert_target(entry):.1f}: its checkpoints are provisional until training reaches the target"
+        )
     for name in sorted(ds.policies() - {RANDOM_POLICY}):
         status = entry.checkpoints[name].status()
         if status != "available":
