@@ -146,3 +146,18 @@ def test_ray_executor_runs_a_small_grid_on_a_local_cluster(tiny_catalog, tmp_pat
         for seed in (0, 1):
             summary = json.loads((_folder(out, agent, seed) / "summary.json").read_text())
             assert summary["status"] == "finished" and summary["steps"] == 60
+
+
+def test_task_all_means_the_tasks_whose_datasets_can_be_had(tmp_path, monkeypatch):
+    from conftest import write_tiny_catalog
+
+    from spin_bench.runner.data import tasks_with_datasets
+
+    monkeypatch.setenv("SPIN_BENCH_CATALOG", str(write_tiny_catalog(tmp_path / "ok")))
+    assert tasks_with_datasets(3) == ("cheetah-run",)
+    # An expert below its target leaves its entry without obtainable datasets: --task all skips it.
+    monkeypatch.setenv("SPIN_BENCH_CATALOG", str(write_tiny_catalog(tmp_path / "below", expert_ref=420.0)))
+    assert tasks_with_datasets(3) == ()
+    result = CliRunner().invoke(app, ["run", "bc", "--task", "all", "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    assert "--task all: no task has a dataset to use at 3 bins yet" in result.output

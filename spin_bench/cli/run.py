@@ -89,6 +89,8 @@ def run(
         if workers < 1:
             raise ValueError(f"--workers {workers} must be >= 1")
         tasks = parse_list(task, data.all_tasks(), "task", all_values=data.tasks_with_datasets(bins))
+        if not tasks:
+            raise ValueError(f"--task all: no task has a dataset to use at {bins} bins yet (spin-bench datasets list)")
         qualities = parse_list(dataset, data.QUALITIES, "dataset")
         seed_list = parse_seeds(seeds, num_seeds)
         overrides = {"num_steps": steps, "eval_every": eval_every, "eval_episodes": eval_episodes}
