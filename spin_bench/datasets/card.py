@@ -97,7 +97,7 @@ def render_card(catalog: Catalog) -> str:
         "## Datasets: size / mean return (normalized)",
         "",
         "`–`: not built yet. Datasets are built only from an expert that meets its target; a `below target`",
-        "expert is provisional (shipped so its training can continue from it, and replaced once it gets there).",
+        "expert is provisional: shipped with its measured return, and replaced once training reaches the target.",
         "",
         "| task | bins | " + " | ".join(QUALITIES) + " |",
         "|---|---:|" + "---:|" * len(QUALITIES),
