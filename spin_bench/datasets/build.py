@@ -44,7 +44,7 @@ from spin_bench.datasets.minari_io import (
 )
 from spin_bench.datasets.progress import episode_progress
 from spin_bench.datasets.provenance import library_versions, requirements
-from spin_bench.datasets.rollout import RolloutConfig, run_episodes, segment_jobs
+from spin_bench.datasets.rollout import RolloutConfig, rollout_config, run_episodes, segment_jobs
 
 
 @dataclass(frozen=True)
@@ -238,12 +238,7 @@ def build_dataset(
         raise DatasetError(
             f"{dataset_id} is already installed at {local_dataset_dir(dataset_id)}; pass --force to rebuild it"
         )
-    config = RolloutConfig(
-        env_id=entry.env_id,
-        env_kwargs=dict(entry.env_kwargs),
-        checkpoints={n: str(entry.checkpoints[n].path) for n in sorted(ds.policies() - {RANDOM_POLICY})},
-        max_episode_steps=entry.max_episode_steps,
-    )
+    config = rollout_config(entry, ds)
     env = entry.make_env()
     env_spec, observation_space, action_space = env.spec, env.observation_space, env.action_space
     env.close()

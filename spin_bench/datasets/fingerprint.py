@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spin_bench.datasets.catalog import RANDOM_POLICY, Catalog, DatasetEntry, TaskEntry
-from spin_bench.datasets.rollout import Episode, EpisodeJob, RolloutConfig, run_episodes
+from spin_bench.datasets.catalog import DatasetEntry, TaskEntry
+from spin_bench.datasets.rollout import Episode, EpisodeJob, rollout_config, run_episodes
 
 PREFIX_EPISODES = 1
 """Episodes taken from the start of every segment."""
@@ -78,13 +78,8 @@ def simulate_prefix(
     entry: TaskEntry, ds: DatasetEntry, *, per_segment: int = PREFIX_EPISODES, workers: int = 1
 ) -> dict:
     """Re-simulate the prefix episodes from the checkpoints and fingerprint them."""
-    config = RolloutConfig(
-        env_id=entry.env_id,
-        env_kwargs=dict(entry.env_kwargs),
-        checkpoints={n: str(entry.checkpoints[n].path) for n in sorted(ds.policies() - {RANDOM_POLICY})},
-        max_episode_steps=entry.max_episode_steps,
-    )
-    return fingerprint(list(run_episodes(config, prefix_jobs(ds, per_segment), workers=workers)), per_segment)
+    episodes = run_episodes(rollout_config(entry, ds), prefix_jobs(ds, per_segment), workers=workers)
+    return fingerprint(list(episodes), per_segment)
 
 
 def compare_prefix(recorded: dict, measured: dict) -> list[str]:
@@ -103,7 +98,3 @@ def compare_prefix(recorded: dict, measured: dict) -> list[str]:
             "(same returns: a platform difference in the last bits)"
         )
     return problems
-
-
-def recorded_prefix(catalog: Catalog, dataset_id: str) -> dict | None:
-    return catalog.dataset(dataset_id).raw.get("prefix")

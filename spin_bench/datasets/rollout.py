@@ -66,6 +66,16 @@ class RolloutConfig:
     max_episode_steps: int
 
 
+def rollout_config(entry, ds) -> RolloutConfig:
+    """The worker config of a catalog dataset: its entry's env and the checkpoints its recipe uses."""
+    return RolloutConfig(
+        env_id=entry.env_id,
+        env_kwargs=dict(entry.env_kwargs),
+        checkpoints={n: str(entry.checkpoints[n].path) for n in sorted(ds.policies() - {RANDOM_POLICY})},
+        max_episode_steps=entry.max_episode_steps,
+    )
+
+
 def segment_jobs(segments: Sequence[Segment]) -> list[EpisodeJob]:
     return [EpisodeJob(s.policy, s.epsilon, s.seed, j) for s in segments for j in range(s.episodes)]
 
