@@ -104,10 +104,13 @@ def test_normalized_score(tiny_catalog):
         spin_bench.normalized_score("cheetah-run", 1.0, bins=10)
 
 
-def test_normalized_score_without_expert_reference_says_what_exists():
-    with pytest.raises(CatalogError, match="dog-trot .3 bins. has no spin-bench expert reference score yet; "):
-        spin_bench.normalized_score("dog-trot", 100.0)
-    assert spin_bench.normalized_score("dog-trot", 724.37, reference="paper") == pytest.approx(100.0)
+def test_normalized_score_without_expert_reference_says_what_exists(tmp_path, monkeypatch):
+    from conftest import write_tiny_catalog
+
+    monkeypatch.setenv("SPIN_BENCH_CATALOG", str(write_tiny_catalog(tmp_path / "catalog", expert_ref=None)))
+    with pytest.raises(CatalogError, match=r"cheetah-run \(3 bins\) has no spin-bench expert reference score yet; "):
+        spin_bench.normalized_score("cheetah-run", 100.0)
+    assert spin_bench.normalized_score("cheetah-run", 664.57, reference="paper") == pytest.approx(100.0)
 
 
 def test_rollout_forward_pass_matches_torch():
