@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from spin_bench.cli.datasets import app as datasets_app
 from spin_bench.datasets.build import build_dataset
-from spin_bench.datasets.card import expert_status, expert_target, render_card
-from spin_bench.datasets.catalog import default_catalog_path, edit_catalog, load_catalog
+from spin_bench.datasets.card import render_card
+from spin_bench.datasets.catalog import default_catalog_path, edit_catalog, expert_status, expert_target, load_catalog
 from spin_bench.datasets.fingerprint import compare_prefix, prefix_positions, simulate_prefix
 from spin_bench.datasets.minari_io import episode_returns, local_dataset_dir
 

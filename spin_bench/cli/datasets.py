@@ -133,8 +133,7 @@ def info_cmd(
     from rich.table import Table
 
     from spin_bench.datasets.build import build_blockers, describe_recipe
-    from spin_bench.datasets.card import expert_status, expert_target
-    from spin_bench.datasets.catalog import load_catalog
+    from spin_bench.datasets.catalog import expert_status, expert_target, load_catalog
     from spin_bench.datasets.minari_io import is_installed, local_dataset_dir
 
     catalog = load_catalog()

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from spin_bench.datasets.card import expert_status, expert_target
 from spin_bench.datasets.catalog import (
     RANDOM_POLICY,
     Catalog,
     DatasetEntry,
     TaskEntry,
     edit_catalog,
+    expert_status,
+    expert_target,
     load_catalog,
 )
 from spin_bench.datasets.fingerprint import fingerprint, prefix_positions

@@ -9,30 +9,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from spin_bench.datasets.catalog import Catalog, TaskEntry
+from spin_bench.datasets.catalog import Catalog, TaskEntry, expert_status, expert_target
 from spin_bench.datasets.ids import QUALITIES
-
-EXPERT_TARGET_FRACTION = 0.85
-"""An expert snapshot meets its target at 85% of the original benchmark's expert reference return."""
-
-
-def expert_target(entry: TaskEntry) -> float | None:
-    """The return the expert reference must reach: the catalog's ``expert_target``, else 85% of the paper's."""
-    explicit = entry.raw.get("expert_target")
-    if explicit is not None:
-        return float(explicit)
-    paper = (entry.paper_reference or {}).get("expert")
-    return None if paper is None else round(EXPERT_TARGET_FRACTION * float(paper), 2)
-
-
-def expert_status(entry: TaskEntry) -> str:
-    """``met``, ``below target`` or ``not trained`` (no measured expert reference yet)."""
-    value, target = entry.reference["expert"].value, expert_target(entry)
-    if value is None:
-        return "not trained"
-    if target is None:
-        return "no target"
-    return "met" if value >= target else "below target"
 
 
 def medium_ratio(entry: TaskEntry) -> float | None:

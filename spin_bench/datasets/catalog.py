@@ -150,6 +150,29 @@ class TaskEntry:
         return self.reference["random"].value, self.reference["expert"].value
 
 
+EXPERT_TARGET_FRACTION = 0.85
+"""An expert snapshot meets its target at 85% of the original benchmark's expert reference return."""
+
+
+def expert_target(entry: TaskEntry) -> float | None:
+    """The return the expert reference must reach: the catalog's ``expert_target``, else 85% of the paper's."""
+    explicit = entry.raw.get("expert_target")
+    if explicit is not None:
+        return float(explicit)
+    paper = (entry.paper_reference or {}).get("expert")
+    return None if paper is None else round(EXPERT_TARGET_FRACTION * float(paper), 2)
+
+
+def expert_status(entry: TaskEntry) -> str:
+    """``met``, ``below target`` or ``not trained`` (no measured expert reference yet)."""
+    value, target = entry.reference["expert"].value, expert_target(entry)
+    if value is None:
+        return "not trained"
+    if target is None:
+        return "no target"
+    return "met" if value >= target else "below target"
+
+
 def default_catalog_path() -> Path:
     """``$SPIN_BENCH_CATALOG``, else the source checkout's ``datasets/catalog.json``, else the packaged copy."""
     env = os.environ.get(CATALOG_ENV_VAR)

@@ -11,6 +11,7 @@ test suite does it for every recorded dataset), which catches a changed trainer 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -63,7 +64,8 @@ def fingerprint(episodes: Sequence[Episode], per_segment: int = PREFIX_EPISODES)
 def prefix_from_stream(ds: DatasetEntry, episodes: Iterable[Episode], per_segment: int = PREFIX_EPISODES) -> dict:
     """The fingerprint of a dataset's prefix, picked out of its full episode stream (as a build produces it)."""
     wanted = set(prefix_positions(ds, per_segment))
-    chosen = [e for i, e in enumerate(episodes) if i in wanted]
+    # Stop at the last prefix episode: the rest of the dataset need not be read.
+    chosen = [e for i, e in enumerate(itertools.islice(episodes, max(wanted) + 1)) if i in wanted]
     return fingerprint(chosen, per_segment)
 
 

@@ -29,10 +29,9 @@ class RunOutcome:
     error: str | None = None
 
 
-def _threads_per_run(workers: int) -> int:
+def _threads_per_run() -> int:
     """Torch threads per run: SPIN_BENCH_THREADS, else 1. Small-batch CPU updates gain little from more
     threads, and oversubscribed OpenMP threads spin-wait and crawl when anything else shares the cores."""
-    del workers
     return max(1, int(os.environ.get("SPIN_BENCH_THREADS", "1")))
 
 
@@ -87,7 +86,7 @@ def _run_local(specs, root, workers, device, cache, display, outcomes) -> None:
     """Up to ``workers`` runs at a time, each in its own spawned process (so Ctrl-C can reach it)."""
     ctx = get_context("spawn")
     results = ctx.Queue()
-    threads = _threads_per_run(workers)
+    threads = _threads_per_run()
     queue = list(specs)
     running: dict[RunSpec, object] = {}
     try:
