@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from spin_bench.cli import app
-from spin_bench.runner.executors import run_grid
+from spin_bench.runner.executors import _interrupt_once, run_grid
 from spin_bench.runner.run import read_metrics
 from spin_bench.runner.spec import RunSpec
 
@@ -97,6 +97,26 @@ def test_ctrl_c_checkpoints_and_prints_the_resume_command(tiny_catalog, tmp_path
     state = json.loads((folder / "progress.json").read_text())
     assert state["status"] == "interrupted" and state["step"] > 0
     assert (folder / "checkpoint.pt").exists() and not (folder / "summary.json").exists()
+
+
+def test_a_relayed_second_ctrl_c_cannot_cut_the_checkpoint_save():
+    # The race CI hit: Ctrl-C reaches the run, the parent relays a second SIGINT, and it lands inside the handler
+    # that saves the checkpoint. Run processes take the first SIGINT only.
+    previous = signal.signal(signal.SIGINT, _interrupt_once)
+    outcome = "the first SIGINT did not interrupt"
+    try:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            os.kill(os.getpid(), signal.SIGINT)  # the relayed copy, arriving mid-save
+            time.sleep(0.2)
+            outcome = "saved"
+    except KeyboardInterrupt:
+        outcome = "the relayed SIGINT cut the save"
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert outcome == "saved"
 
 
 def test_a_diverging_run_fails_alone(tiny_catalog, tmp_path):

@@ -72,7 +72,16 @@ def run_grid(
     return [outcomes[spec] for spec in specs]
 
 
+def _interrupt_once(signum, frame) -> None:
+    """SIGINT handler for run processes: the first one raises KeyboardInterrupt (the run checkpoints), later ones are
+    ignored. A terminal's Ctrl-C reaches the run and the parent, which relays it; without this, the relayed copy can
+    land inside the interrupt handler and cut the checkpoint save."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def _child(spec: RunSpec, root: str, device: str, cache: str | None, threads: int, results) -> None:
+    signal.signal(signal.SIGINT, _interrupt_once)
     try:
         outcome = _execute(spec, root, device, cache, threads)
     except KeyboardInterrupt:
