@@ -22,7 +22,7 @@ def _tasks_table() -> Table:
     with_data = set(data.tasks_with_datasets(3))
     table = Table(title="Tasks (SPIN/<task>-disc-v0; benchmark tasks first)")
     for name in ("task", "env id", "N", "obs dim", "3-bin joint actions", "benchmark", "datasets"):
-        table.add_column(name)
+        table.add_column(name, overflow="fold")  # ids are copied into commands: fold them, never cut them
     ordered = list(BENCHMARK_TASKS) + [t for t in all_tasks() if t not in BENCHMARK_TASKS]
     for task in ordered:
         spec = gym.spec(env_id(task))
@@ -53,7 +53,7 @@ def _agents_table() -> Table:
     for name in AGENT_NAMES:
         cls = agent_class(name)
         doc = cls.__doc__ or sys.modules[cls.__module__].__doc__ or ""
-        summary = " ".join(doc.strip().split("\n\n")[0].split())  # the docstring's first paragraph
+        summary = " ".join(doc.strip().split("\n\n")[0].split()).replace("``", "")  # first paragraph, no rst quotes
         table.add_row(name, cls.config_class.__name__, summary)
     return table
 
