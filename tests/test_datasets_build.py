@@ -81,9 +81,10 @@ def test_build_end_to_end_loads_with_stock_minari(tiny_catalog):
     assert meta["spin_bench"]["sha256"] == result.sha256
 
 
-def test_flat_view_and_make_env_and_dataset(tiny_catalog):
-    # Not installed and no remote configured: make_env_and_dataset builds it.
+def test_flat_view_and_make_env_and_dataset(tiny_catalog, capsys):
+    # Not installed and not yet published (no sha256 to verify a download): make_env_and_dataset builds it, saying why.
     env, data = spin_bench.make_env_and_dataset("spin/cheetah-run/random-medium-expert-v0")
+    assert "cannot be downloaded (no sha256 in the catalog yet); building it locally" in capsys.readouterr().err
     assert env.spec == gym.make(spin_bench.env_id("cheetah-run")).spec
     assert is_installed(data.id)
     tr = data.transitions

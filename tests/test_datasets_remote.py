@@ -125,7 +125,7 @@ def test_missing_on_remote_says_how_to_build(tiny_catalog, gcs_remote):
     assert f"build it locally with: spin-bench datasets build {dataset_id}" in str(err.value)
 
 
-def test_unreachable_remote_fails_fast_with_build_hint(tiny_catalog, monkeypatch):
+def test_unreachable_remote_fails_fast_with_build_hint(tiny_catalog, monkeypatch, capsys):
     build_dataset(EXPERT, workers=1, progress=False, record=True)
     shutil.rmtree(local_dataset_dir(EXPERT))
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
@@ -134,9 +134,11 @@ def test_unreachable_remote_fails_fast_with_build_hint(tiny_catalog, monkeypatch
     assert result.exit_code == 1
     assert "gcp://spin-test cannot be reached" in result.output
     assert f"build it locally with: spin-bench datasets build {EXPERT}" in result.output
-    # load_dataset falls back to building when no remote can serve it.
+    # load_dataset falls back to building when no remote can serve it, and says why.
+    capsys.readouterr()
     data = spin_bench.load_dataset(EXPERT)
     assert len(data.transitions) == 2000
+    assert "cannot be downloaded (gcp://spin-test cannot be reached" in capsys.readouterr().err
 
 
 def test_load_dataset_downloads_instead_of_building(tiny_catalog, gcs_remote, monkeypatch):

@@ -85,15 +85,17 @@ def ensure_local(
         except DatasetUnavailableError as e:
             if not build:
                 raise
-            reason = str(e)
+            reason, cause = str(e), e.cause
     else:
         reason = f"{dataset_id} is not installed and downloading is disabled; {build_hint(entry, ds)}"
+        cause = "downloading is disabled"
     from spin_bench.datasets.build import build_blockers, build_dataset
 
     if not build or build_blockers(entry, ds):
         raise DatasetUnavailableError(reason)
     if not quiet:
-        print(f"{dataset_id} is not installed and cannot be downloaded; building it locally.", file=sys.stderr)
+        why = f" ({cause})" if cause else ""
+        print(f"{dataset_id} is not installed and cannot be downloaded{why}; building it locally.", file=sys.stderr)
     build_dataset(dataset_id, catalog=catalog, progress=not quiet)
 
 

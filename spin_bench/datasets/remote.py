@@ -35,7 +35,11 @@ PROBE_TIMEOUT_S = 15.0
 
 
 class DatasetUnavailableError(DatasetError):
-    """No configured remote has the dataset (or none can be reached)."""
+    """No configured remote has the dataset (or none can be reached). ``cause``: why, in a few words."""
+
+    def __init__(self, message: str, cause: str = "") -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class RemoteUnreachableError(DatasetError):
@@ -148,7 +152,8 @@ def download_dataset(
     if ds.sha256 is None:
         raise DatasetUnavailableError(
             f"{dataset_id} has no sha256 in the catalog yet, so a download could not be verified; "
-            + build_hint(entry, ds)
+            + build_hint(entry, ds),
+            cause="no sha256 in the catalog yet",
         )
     if is_installed(dataset_id) and not force:
         raise DatasetError(
@@ -157,7 +162,8 @@ def download_dataset(
     if not remotes:
         raise DatasetUnavailableError(
             f"{dataset_id}: no remote is configured (set MINARI_REMOTE=gcp://<bucket> or hf://<org>, or list mirrors "
-            f"in the catalog's 'remotes'); {build_hint(entry, ds)}"
+            f"in the catalog's 'remotes'); {build_hint(entry, ds)}",
+            cause="no remote is configured",
         )
     problems: list[str] = []
     tampered = False
@@ -197,7 +203,7 @@ def download_dataset(
         raise DatasetIntegrityError(
             f"{dataset_id} was refused: {detail}; nothing was installed. {build_hint(entry, ds).capitalize()}"
         )
-    raise DatasetUnavailableError(f"{dataset_id} cannot be downloaded: {detail}; {build_hint(entry, ds)}")
+    raise DatasetUnavailableError(f"{dataset_id} cannot be downloaded: {detail}; {build_hint(entry, ds)}", cause=detail)
 
 
 # -- publish --------------------------------------------------------------------------------------------------------
