@@ -28,7 +28,7 @@ def test_run_trains_evaluates_writes_the_run_folder_and_skips_when_finished(tiny
     runner = CliRunner()
     result = runner.invoke(app, ["run", "f-iql", *TINY, "--steps", "200", "--eval-every", "100", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "normalized (0-100)" in result.output and "f-iql" in result.output
+    assert "normalized" in result.output and "(0-100)" in result.output and "f-iql" in result.output
     folder = _folder(out)
     config = json.loads((folder / "config.json").read_text())
     assert config["agent_config"]["num_steps"] == 200 and config["dataset_id"] == "spin/cheetah-run/medium-v0"
@@ -39,6 +39,7 @@ def test_run_trains_evaluates_writes_the_run_folder_and_skips_when_finished(tiny
     assert {"critic_loss", "value_loss", "actor_loss"} <= set(rows[0])
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["final_return_mean"] == rows[-1]["eval_return_mean"]
+    assert f"{summary['final_return_mean']:.1f} ± 0.0" in result.output  # the results table, one seed
     # Normalized with the tiny catalog's references (random 5, expert 500).
     assert summary["final_normalized_score"] == pytest.approx(100 * (rows[-1]["eval_return_mean"] - 5) / 495, abs=0.01)
 

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
+from rich import box
 from rich.table import Table
 
 from spin_bench._device import resolve_device
@@ -28,9 +29,23 @@ def check_writable(folder: Path) -> None:
 
 
 def results_table(outcomes) -> Table:
-    table = Table(title="Results: final evaluation (official), mean ± std over seeds")
-    for name in ("agent", "task", "dataset", "bins", "seeds", "return", "normalized (0-100)", "failed"):
-        table.add_column(name, justify="right" if name in ("bins", "seeds", "failed") else "left")
+    # Fits 80 columns: no vertical rules, a two-line header, and the failure column only when a run failed.
+    # Ids fold rather than being cut (they are typed back into commands); numbers never wrap.
+    table = Table(
+        title="Results: final evaluation (official), mean ± std over seeds",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    for name in ("agent", "task", "dataset"):
+        table.add_column(name, overflow="fold")
+    for name in ("bins", "seeds"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("return", no_wrap=True)
+    table.add_column("normalized\n(0-100)", no_wrap=True)
+    any_failed = any(outcome.summary is None for outcome in outcomes)
+    if any_failed:
+        table.add_column("failed", justify="right", no_wrap=True)
     cells = defaultdict(list)
     failures = defaultdict(int)
     for outcome in outcomes:
@@ -49,7 +64,7 @@ def results_table(outcomes) -> Table:
             str(len(summaries)),
             f"{returns.mean():.1f} ± {returns.std():.1f}" if len(summaries) else "-",
             f"{scores.mean():.1f} ± {scores.std():.1f}" if len(summaries) else "-",
-            str(failures.get(key, 0)),
+            *([str(failures.get(key, 0))] if any_failed else []),
         )
     return table
 
