@@ -18,17 +18,15 @@ def episode_progress(description: str, total_episodes: int, enabled: bool = True
         MofNCompleteColumn,
         Progress,
         TextColumn,
-        TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
     steps = {"n": 0}
-    columns = (
+    columns = (  # about 80 columns for the longest dataset ids
         TextColumn("{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=16),
         MofNCompleteColumn(),
         TextColumn("episodes {task.fields[rate]}"),
-        TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True)) as progress:

@@ -29,7 +29,7 @@ class GridProgress:
         self.specs, self.root = specs, root
         self.progress = Progress(
             TextColumn("{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=16),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"),
             TextColumn("{task.fields[eval]}"),
