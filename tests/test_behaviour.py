@@ -147,7 +147,9 @@ TINY = [
 
 def test_behaviour_train_cli_writes_curve_snapshots_and_resumes(tmp_path):
     run = tmp_path / "run"
-    _run_cli("behaviour", "train", "--task", "finger-spin", "--env-steps", "2000", "--out", str(run), *TINY)
+    args = ["--env-steps", "2000", "--out", str(run), "--workers", "2", "--learner-threads", "2"]
+    out = _run_cli("behaviour", "train", "--task", "finger-spin", *args, *TINY)
+    assert "finger-spin: 2 env worker(s), learner on cpu, 2 torch threads" in out.stdout
     rows = _curve(run)
     assert [int(r["env_steps"]) for r in rows] == [1000, 2000]
     assert int(rows[-1]["updates"]) == int((2000 - 500) * 0.5) - 250  # the learner lags one chunk
@@ -203,6 +205,19 @@ def test_behaviour_cli_rejects_bad_input_in_one_line(tmp_path):
     assert not (tmp_path / "x").exists()
     out = _run_cli("behaviour", "train", "--task", "cheetah-run", "--set", "gama=0.9", check=False)
     assert out.returncode == 2 and "bad override 'gama=0.9'" in out.stderr and "gamma" in out.stderr
+    out = _run_cli(
+        "behaviour",
+        "train",
+        "--task",
+        "cheetah-run",
+        "--learner-threads",
+        "-1",
+        "--out",
+        str(tmp_path / "y"),
+        check=False,
+    )
+    assert out.returncode == 2 and "learner_threads=-1 must be >= 0" in out.stderr
+    assert not (tmp_path / "y").exists()
 
 
 def test_export_picks_final_as_expert_and_half_return_as_medium(tmp_path):

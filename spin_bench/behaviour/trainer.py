@@ -105,8 +105,12 @@ def run_training(
     device: str = "auto",
     config: DecQNConfig | None = None,
     log=print,
+    learner_threads: int = 0,
 ) -> Path:
-    """Train or resume a DecQN agent until ``env_steps``; returns the run folder."""
+    """Train or resume a DecQN agent until ``env_steps``; returns the run folder.
+
+    ``learner_threads``: torch threads of a CPU learner; 0 gives it the cores the workers leave (at least 1).
+    """
     import gymnasium as gym
 
     import spin_bench
@@ -115,14 +119,17 @@ def run_training(
     split_task(task)  # unknown task -> ValueError with the closest names, before any work
     if env_steps <= 0:
         raise ValueError(f"env_steps={env_steps} must be positive")
+    if learner_threads < 0:
+        raise ValueError(f"learner_threads={learner_threads} must be >= 0 (0: the cores the workers leave)")
     config = config or DecQNConfig()
     torch_device = torch.device(resolve_device(device))
     out = Path(out or Path("runs") / "behaviour" / f"{task}-bins{bins}-seed{seed}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "snapshots").mkdir(exist_ok=True)
     num_workers = workers or os.cpu_count() or 1
-    # Oversubscribed OpenMP threads spin-wait and crawl: the learner gets the cores the workers leave.
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) - num_workers))
+    # Oversubscribed OpenMP threads spin-wait and crawl: by default the learner gets the cores the workers leave.
+    # On heavy bodies a worker idles most of the time (see benchmarks/behaviour_train.py), so one more may pay.
+    torch.set_num_threads(learner_threads or max(1, (os.cpu_count() or 1) - num_workers))
 
     probe = gym.make(spin_bench.env_id(task), bins=bins)
     obs_dim = int(probe.observation_space.shape[0])
@@ -179,6 +186,8 @@ def run_training(
     if state.env_steps:
         specs = [WorkerSpec(**{**s.__dict__, "seed": s.seed + 1_000_003 * state.env_steps}) for s in specs]
     pool = WorkerPool(specs)
+    threads = f", {torch.get_num_threads()} torch threads" if torch_device.type == "cpu" else ""
+    log(f"{task}: {len(specs)} env worker(s), learner on {torch_device}{threads}")
     losses: list[float] = []
     recent_returns: list[float] = []
     started = time.perf_counter() - state.wall_seconds

@@ -21,6 +21,9 @@ def train(
     ] = None,
     workers: Annotated[int, typer.Option(help="Environment processes (default: one per core).")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    learner_threads: Annotated[
+        int, typer.Option(help="Torch threads of the CPU learner (default: the cores the workers leave, at least 1).")
+    ] = 0,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="DecQN hyperparameter override key=value, repeatable (e.g. hidden=512,512)."),
@@ -37,7 +40,15 @@ def train(
     config = apply_overrides(DecQNConfig(), overrides or [])
     try:
         run_training(
-            task=task, env_steps=env_steps, bins=bins, seed=seed, out=out, workers=workers, device=device, config=config
+            task=task,
+            env_steps=env_steps,
+            bins=bins,
+            seed=seed,
+            out=out,
+            workers=workers,
+            device=device,
+            config=config,
+            learner_threads=learner_threads,
         )
     except TrainingInterrupted:
         raise typer.Exit(130) from None  # the trainer has checkpointed and said how to resume
