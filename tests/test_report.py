@@ -71,6 +71,8 @@ def test_report_cli_writes_markdown_csv_json_and_plots(runs, tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["report", str(runs), "--plots", str(tmp_path / "plots")])
     assert result.exit_code == 0, result.output
+    # The terminal tables (CliRunner: 80 columns) show whole numbers and explain TTT.
+    assert "575.0 ± 75.0" in result.output and "TTT: time-to-target" in result.output
     md = (runs / "report.md").read_text()
     assert "official number is the FINAL evaluation" in md and "Seeds: 0, 1" in md
     assert "| spin | cheetah-run | medium | 3 | quick | 2 | 575.0 ± 75.0 |" in md

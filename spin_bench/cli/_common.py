@@ -7,10 +7,26 @@ import os
 from collections.abc import Iterator
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.table import Table
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def results_table(title: str, ids: tuple[str, ...], numbers: tuple[str, ...]) -> Table:
+    """A table of results that fits an 80-column terminal: no vertical rules, one space between columns.
+
+    ``ids`` columns fold rather than being cut (they are typed back into commands); ``numbers`` never wrap.
+    Use "\\n" in a number's header to put it on two lines.
+    """
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+    for name in ids:
+        table.add_column(name, overflow="fold")
+    for name in numbers:
+        table.add_column(name, no_wrap=True, justify="right" if name in ("bins", "seeds", "tasks", "runs") else "left")
+    return table
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

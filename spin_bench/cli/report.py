@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from spin_bench.cli._common import console, user_errors
+from spin_bench.cli._common import console, results_table, user_errors
 
 
 def report(
@@ -34,10 +33,13 @@ def report(
     atomic_write_text(path, text)
 
     console.print(rep.header(rows), style="dim")
-    table = Table(title="Per task (official: final evaluation)")
+    table = results_table(
+        "Per task (official: final evaluation)",
+        ids=("agent", "task", "dataset"),
+        numbers=("bins", "seeds", "final\nreturn", "normalized\n(0-100)", "best\nreturn", "TTT\n(s)"),
+    )
+    table.caption = "TTT: time-to-target in wall-clock seconds (how many seeds reached it)"
     cells = rep.cell_dicts(rows)
-    for name in ("agent", "task", "dataset", "bins", "seeds", "final return", "normalized (0-100)", "best", "TTT s"):
-        table.add_column(name)
     for c in cells:
         ttt = "n/a" if c["time_to_target_s"] is None else f"{c['time_to_target_s']:.0f} ({c['target_reached']})"
         table.add_row(
@@ -52,9 +54,11 @@ def report(
             ttt,
         )
     console.print(table)
-    agg = Table(title="Aggregate: IQM of normalized scores across tasks, 95% stratified bootstrap CI")
-    for name in ("agent", "dataset", "bins", "tasks", "runs", "IQM", "95% CI"):
-        agg.add_column(name)
+    agg = results_table(
+        "Aggregate: IQM of normalized scores across tasks, 95% stratified bootstrap CI",
+        ids=("agent", "dataset"),
+        numbers=("bins", "tasks", "runs", "IQM", "95% CI"),
+    )
     for a in aggregates:
         agg.add_row(
             a["agent"],

@@ -11,10 +11,10 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich import box
 from rich.table import Table
 
 from spin_bench._device import resolve_device
+from spin_bench.cli import _common
 from spin_bench.cli._common import console, err_console, parse_list, parse_seeds, user_errors
 
 
@@ -29,23 +29,12 @@ def check_writable(folder: Path) -> None:
 
 
 def results_table(outcomes) -> Table:
-    # Fits 80 columns: no vertical rules, a two-line header, and the failure column only when a run failed.
-    # Ids fold rather than being cut (they are typed back into commands); numbers never wrap.
-    table = Table(
-        title="Results: final evaluation (official), mean ± std over seeds",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        padding=(0, 1, 0, 0),
+    any_failed = any(outcome.summary is None for outcome in outcomes)  # the column only when a run failed
+    table = _common.results_table(
+        "Results: final evaluation (official), mean ± std over seeds",
+        ids=("agent", "task", "dataset"),
+        numbers=("bins", "seeds", "return", "normalized\n(0-100)", *(("failed",) if any_failed else ())),
     )
-    for name in ("agent", "task", "dataset"):
-        table.add_column(name, overflow="fold")
-    for name in ("bins", "seeds"):
-        table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("return", no_wrap=True)
-    table.add_column("normalized\n(0-100)", no_wrap=True)
-    any_failed = any(outcome.summary is None for outcome in outcomes)
-    if any_failed:
-        table.add_column("failed", justify="right", no_wrap=True)
     cells = defaultdict(list)
     failures = defaultdict(int)
     for outcome in outcomes:
