@@ -1,7 +1,10 @@
 import spin_bench  # noqa: F401, I001  (chooses the headless MuJoCo renderer before dm_control loads)
 
 import os  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -106,3 +109,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def launch_cli(args: list[str], *, sigint=signal.SIG_DFL, **popen_kwargs) -> subprocess.Popen:
+    """Start ``spin-bench ARGS`` as a user would, in its own process group (signal it with ``os.killpg``).
+
+    ``sigint``: SIG_DFL is a terminal's foreground job, where Ctrl-C interrupts; SIG_IGN is a job that a script
+    started with ``&``. Set explicitly, because pytest itself may run with SIGINT ignored and would pass that on.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-c", "from spin_bench.cli import main; main()", *args],
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
+        **popen_kwargs,
+    )

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import launch_cli
 
 from spin_bench.behaviour.config import DecQNConfig
 from spin_bench.behaviour.network import DecoupledQNetwork
@@ -175,13 +176,7 @@ def test_behaviour_train_cli_writes_curve_snapshots_and_resumes(tmp_path):
 def test_a_stop_signal_checkpoints_between_chunks_and_the_same_command_resumes(tmp_path, sig):
     run = tmp_path / "run"
     args = ["behaviour", "train", "--task", "finger-spin", "--env-steps", "100000", "--out", str(run), "--workers", "1"]
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from spin_bench.cli import main; main()", *args, *TINY],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    process = launch_cli([*args, *TINY], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
     while not (run / "curve.csv").exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.2)
@@ -196,6 +191,25 @@ def test_a_stop_signal_checkpoints_between_chunks_and_the_same_command_resumes(t
     resumed = _run_cli(*args[:5], str(stopped_at + 500), *args[6:], *TINY)
     assert f"at {stopped_at:,} env steps" in resumed.stdout
     assert torch.load(run / "checkpoint.pt", weights_only=True)["state"]["env_steps"] == stopped_at + 500
+
+
+def test_sigint_ignored_at_launch_stays_ignored_and_sigterm_still_stops(tmp_path):
+    # A training started with `&` by a script: the shell made SIGINT ignored; a job scheduler's SIGTERM still works.
+    run = tmp_path / "run"
+    args = ["behaviour", "train", "--task", "finger-spin", "--env-steps", "100000", "--out", str(run), "--workers", "1"]
+    process = launch_cli(
+        [*args, *TINY], sigint=signal.SIG_IGN, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.time() + 240
+    while not (run / "curve.csv").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert (run / "curve.csv").exists(), process.communicate()[0]
+    os.killpg(process.pid, signal.SIGINT)
+    time.sleep(3)
+    assert process.poll() is None  # still training
+    os.killpg(process.pid, signal.SIGTERM)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 130 and "SIGTERM: checkpointed" in output, output
 
 
 def test_behaviour_cli_rejects_bad_input_in_one_line(tmp_path):

@@ -1,19 +1,20 @@
 """`spin-bench run` end to end on a tiny real dataset (built from the tiny test catalog)."""
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
+from conftest import launch_cli
 from typer.testing import CliRunner
 
 from spin_bench.cli import app
 from spin_bench.runner.executors import _interrupt_once, run_grid
-from spin_bench.runner.run import read_metrics
+from spin_bench.runner.run import PROGRESS_INTERVAL_S, read_metrics
 from spin_bench.runner.spec import RunSpec
 
 TINY = ["--task", "cheetah-run", "--dataset", "medium", "--preset", "quick", "--eval-episodes", "1"]
@@ -21,6 +22,18 @@ TINY = ["--task", "cheetah-run", "--dataset", "medium", "--preset", "quick", "--
 
 def _folder(out, agent="f-iql", seed=0):
     return RunSpec(agent, "cheetah-run", "medium", 3, seed, "quick").folder(out)
+
+
+def _wait_until_training(folder, timeout=240):
+    """Until the run's progress file shows training steps (the dataset is built and the loop runs)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        progress = folder / "progress.json"
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            if json.loads(progress.read_text())["step"] > 0:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"no training step in {folder} after {timeout} s")
 
 
 def test_run_trains_evaluates_writes_the_run_folder_and_skips_when_finished(tiny_catalog, tmp_path):
@@ -51,8 +64,7 @@ def test_run_trains_evaluates_writes_the_run_folder_and_skips_when_finished(tiny
 def test_killed_run_resumes_from_its_checkpoint(tiny_catalog, tmp_path):
     out = tmp_path / "runs"
     args = ["run", "bc", *TINY, "--steps", "1200", "--eval-every", "200", "--out", str(out)]
-    script = [sys.executable, "-c", "from spin_bench.cli import main; main()", *args]
-    process = subprocess.Popen(script, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    process = launch_cli(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     folder = _folder(out, "bc")
     deadline = time.time() + 240
     while not (folder / "checkpoint.pt").exists() and time.time() < deadline:
@@ -77,27 +89,35 @@ def test_killed_run_resumes_from_its_checkpoint(tiny_catalog, tmp_path):
 def test_ctrl_c_checkpoints_and_prints_the_resume_command(tiny_catalog, tmp_path):
     out = tmp_path / "runs"
     args = ["run", "bc", *TINY, "--steps", "100000", "--eval-every", "100000", "--out", str(out)]
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from spin_bench.cli import main; main()", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    process = launch_cli(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     folder = _folder(out, "bc")
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        progress = folder / "progress.json"
-        if progress.exists() and json.loads(progress.read_text())["step"] > 0:
-            break
-        time.sleep(0.5)
+    _wait_until_training(folder)
     os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130
+    assert process.returncode == 130, stderr
     assert "Resume with:" in stderr and "spin-bench run bc --task cheetah-run" in stderr
     state = json.loads((folder / "progress.json").read_text())
     assert state["status"] == "interrupted" and state["step"] > 0
     assert (folder / "checkpoint.pt").exists() and not (folder / "summary.json").exists()
+
+
+def test_a_run_started_with_sigint_ignored_keeps_ignoring_it(tiny_catalog, tmp_path):
+    # `spin-bench run ... &` from a script: the shell ignores SIGINT for the job, and so must its run processes.
+    out = tmp_path / "runs"
+    args = ["run", "bc", *TINY, "--steps", "100000", "--eval-every", "100000", "--out", str(out)]
+    process = launch_cli(args, sigint=signal.SIG_IGN, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    folder = _folder(out, "bc")
+    try:
+        _wait_until_training(folder)
+        os.killpg(process.pid, signal.SIGINT)
+        step = json.loads((folder / "progress.json").read_text())["step"]
+        time.sleep(3 * PROGRESS_INTERVAL_S)
+        assert process.poll() is None, process.stderr.read()
+        state = json.loads((folder / "progress.json").read_text())
+        assert state["status"] == "running" and state["step"] > step  # still training
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def test_a_relayed_second_ctrl_c_cannot_cut_the_checkpoint_save():

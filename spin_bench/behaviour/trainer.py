@@ -283,7 +283,8 @@ class _StopRequest:
     """Turns SIGINT and SIGTERM into a flag that the training loop checks between chunks.
 
     A chunk takes seconds, so a stop costs at most one chunk of work instead of a whole evaluation interval.
-    Only the main thread can install signal handlers; elsewhere this does nothing.
+    A signal the process inherited as ignored stays ignored. Only the main thread can install signal handlers;
+    elsewhere this does nothing.
     """
 
     def __init__(self) -> None:
@@ -294,6 +295,8 @@ class _StopRequest:
         if threading.current_thread() is not threading.main_thread():
             return
         for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # e.g. SIGINT in a job started with `&` by a script: the shell asked for it to be ignored
             self._previous[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame) -> None:

@@ -81,7 +81,8 @@ def _interrupt_once(signum, frame) -> None:
 
 
 def _child(spec: RunSpec, root: str, device: str, cache: str | None, threads: int, results) -> None:
-    signal.signal(signal.SIGINT, _interrupt_once)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # ignored (a job started with `&`): stays ignored
+        signal.signal(signal.SIGINT, _interrupt_once)
     try:
         outcome = _execute(spec, root, device, cache, threads)
     except KeyboardInterrupt:
