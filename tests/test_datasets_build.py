@@ -194,7 +194,7 @@ def test_cli_list_info_build(tiny_catalog):
     assert load_catalog().dataset(EXPERT).sha256 in result.output
     assert "450.00: met" in result.output  # the tiny catalog's expert reference is 500
     result = runner.invoke(datasets_app, ["info", "spin/cheetah-run/expert-v9"])
-    assert result.exit_code == 1 and "unknown dataset id 'spin/cheetah-run/expert-v9'" in result.output
+    assert result.exit_code == 2 and "unknown dataset id 'spin/cheetah-run/expert-v9'" in result.output
     result = runner.invoke(datasets_app, ["verify", EXPERT])
     assert result.exit_code == 0 and "OK" in result.output
 

@@ -64,7 +64,7 @@ def test_check_prefix_can_backfill_from_an_installed_build(tiny_catalog):
 
 def test_check_prefix_without_any_recorded_prefix_is_a_one_line_error(tiny_catalog):
     result = CliRunner().invoke(datasets_app, ["check-prefix"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no dataset in the catalog has a recorded prefix" in result.output
 
 

@@ -92,7 +92,7 @@ def test_publish_then_download_with_minari_and_spin_bench(tiny_catalog, gcs_remo
     result = CliRunner().invoke(datasets_app, ["download", EXPERT, "--force"])
     assert result.exit_code == 1
     message = result.stderr.strip().splitlines()[-1]
-    assert message.startswith(f"error: {EXPERT} was refused: the copy on gcp://spin-test has sha256")
+    assert message.startswith(f"spin-bench: error: {EXPERT} was refused: the copy on gcp://spin-test has sha256")
     assert message.endswith(f"nothing was installed. Build it locally with: spin-bench datasets build {EXPERT}")
     _assert_same(EXPERT, original)  # --force never replaced the good local copy with the bad one
     shutil.rmtree(local_dataset_dir(EXPERT))
@@ -157,5 +157,5 @@ def test_load_dataset_downloads_instead_of_building(tiny_catalog, gcs_remote, mo
 def test_bad_remote_value_is_named(tiny_catalog, monkeypatch):
     monkeypatch.setenv("MINARI_REMOTE", "s3://bucket")
     result = CliRunner().invoke(datasets_app, ["download", EXPERT])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input, like every command's
     assert "remote 's3://bucket' is not allowed; use 'gcp://<bucket>' or 'hf://<organisation>'" in result.output

@@ -17,18 +17,20 @@ BinsOpt = Annotated[int, typer.Option(help="Bins per action dimension.")]
 
 
 def _one_line_errors(fn):
-    """Print expected failures as one line on stderr (exit code 1) instead of a traceback."""
+    """Expected failures as one line on stderr instead of a traceback, with the exit codes of every command:
+    2 for bad input (unknown ids, bad options, a broken catalog), 1 when the data or a remote is not as needed."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from spin_bench.datasets.catalog import CatalogError
+        from spin_bench.cli._common import fail
         from spin_bench.datasets.minari_io import DatasetError
 
         try:
             return fn(*args, **kwargs)
-        except (DatasetError, CatalogError, ValueError, FileNotFoundError) as e:
-            typer.echo(f"error: {' '.join(str(e).split())}", err=True)
-            raise typer.Exit(1) from None
+        except (DatasetError, FileNotFoundError) as e:
+            raise fail(" ".join(str(e).split()), code=1) from None
+        except ValueError as e:  # CatalogError included
+            raise fail(" ".join(str(e).split()), code=2) from None
 
     return wrapper
 

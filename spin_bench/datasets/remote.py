@@ -48,7 +48,7 @@ class RemoteUnreachableError(DatasetError):
 
 def validate_remote(remote: str) -> str:
     if not isinstance(remote, str) or not _REMOTE_RE.fullmatch(remote):
-        raise DatasetError(f"remote {remote!r} is not allowed; use 'gcp://<bucket>' or 'hf://<organisation>'")
+        raise ValueError(f"remote {remote!r} is not allowed; use 'gcp://<bucket>' or 'hf://<organisation>'")
     return remote
 
 
