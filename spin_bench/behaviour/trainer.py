@@ -128,7 +128,7 @@ def run_training(
     (out / "snapshots").mkdir(exist_ok=True)
     num_workers = workers or os.cpu_count() or 1
     # Oversubscribed OpenMP threads spin-wait and crawl: by default the learner gets the cores the workers leave.
-    # On heavy bodies a worker idles most of the time (see benchmarks/behaviour_train.py), so one more may pay.
+    # (On 2 cores with one dog worker, a second learner thread lost 17%: the worker's core is not free enough.)
     torch.set_num_threads(learner_threads or max(1, (os.cpu_count() or 1) - num_workers))
 
     probe = gym.make(spin_bench.env_id(task), bins=bins)
