@@ -263,3 +263,21 @@ def test_export_picks_final_as_expert_and_half_return_as_medium(tmp_path):
         "expert.pt",
         "medium.pt",
     ]
+
+
+def test_divergence_warning_flags_diverging_td_loss_but_not_a_learning_run():
+    from spin_bench.behaviour.trainer import divergence_warning
+
+    def curve(losses):
+        return [{"loss": loss} for loss in losses]
+
+    # Healthy loss curves of this package's runs (walker-walk, finger-spin): growth as the agent learns.
+    assert divergence_warning(curve([0.037, 0.397, 0.604, 0.628, 0.925, 1.22, 1.26, 1.13])) is None
+    assert divergence_warning(curve([0.0268, 0.0693, 0.154, 0.308, 0.654])) is None
+    assert divergence_warning(curve(["", 0.2])) is None
+    # dog-trot at 1M env steps: an order-of-magnitude jump ...
+    message = divergence_warning(curve([0.153, 0.158, 0.161, 0.234, 3.27]))
+    assert message is not None and "21x the lowest of the previous 3" in message and "diverging" in message
+    # ... and, later, exponential growth.
+    message = divergence_warning(curve([86.5, 99.7, 186.3, 406.5, 930.7]))
+    assert message is not None and "three evaluations in a row" in message

@@ -260,15 +260,49 @@ def run_training(
                 _save_checkpoint(checkpoint_path, learner, rng, state)
                 replay.save(out / "replay.npz")
                 sps = state.env_steps / max(state.wall_seconds, 1e-9)
+                loss_text = f"{row['loss']:.3g}" if row["loss"] != "" else "-"
                 log(
                     f"{task} step {state.env_steps:>9,}  updates {state.updates:>8,}  "
-                    f"eval {returns.mean():7.1f} +- {returns.std():5.1f}  eps {epsilon:.3f}  "
+                    f"eval {returns.mean():7.1f} +- {returns.std():5.1f}  loss {loss_text}  eps {epsilon:.3f}  "
                     f"{sps:,.0f} env steps/s  {state.wall_seconds / 60:.1f} min"
                 )
+                warning = divergence_warning(state.curve)
+                if warning:
+                    log(f"warning: {task}: {warning}")
     finally:
         stop.restore()
         pool.close()
     return out
+
+
+DIVERGENCE_MIN_LOSS = 1.0
+"""TD losses below this are never flagged: DM Control rewards lie in [0, 1], and healthy runs stayed under 1.3."""
+DIVERGENCE_JUMP = 10.0
+"""A loss this many times the lowest of the previous three evaluation intervals is flagged."""
+DIVERGENCE_GROWTH = 1.5
+"""So is a loss that grew by this factor or more in each of the last three intervals."""
+
+
+def divergence_warning(curve: list[dict]) -> str | None:
+    """A warning when the TD loss of the last evaluation interval looks like a diverging Q-function, else None.
+
+    A healthy loss grows with the Q-values as the agent improves; a diverging one jumps by an order of magnitude and
+    then grows exponentially (dog-trot at 1M env steps: 0.16 -> 3.3 -> 8.5 -> 21, later doubling every interval),
+    while the greedy return may still look fine.
+    """
+    losses = [float(row["loss"]) for row in curve if row.get("loss") not in ("", None)]
+    if len(losses) < 2 or losses[-1] < DIVERGENCE_MIN_LOSS:
+        return None
+    last, previous = losses[-1], losses[-4:-1]
+    lowest = min(previous)
+    steps = list(zip(losses[-4:-1], losses[-3:], strict=True))
+    if lowest > 0 and last >= DIVERGENCE_JUMP * lowest:
+        why = f"{last / lowest:.0f}x the lowest of the previous {len(previous)} evaluations ({lowest:.3g})"
+    elif len(steps) == 3 and all(a > 0 and b >= DIVERGENCE_GROWTH * a for a, b in steps):
+        why = "at least 1.5x the one before, three evaluations in a row"
+    else:
+        return None
+    return f"TD loss {last:.3g} is {why}: the Q-function may be diverging; export a snapshot from before it"
 
 
 class TrainingInterrupted(KeyboardInterrupt):
