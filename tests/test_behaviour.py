@@ -281,3 +281,41 @@ def test_divergence_warning_flags_diverging_td_loss_but_not_a_learning_run():
     # ... and, later, exponential growth.
     message = divergence_warning(curve([86.5, 99.7, 186.3, 406.5, 930.7]))
     assert message is not None and "three evaluations in a row" in message
+
+
+def test_learner_and_replay_checkpoints_restore_exactly(tmp_path):
+    from spin_bench.behaviour.trainer import TrainState, _restore_learner, _save_checkpoint
+
+    rng = np.random.default_rng(0)
+
+    def rows(count, obs_dim=5, dims=3):
+        return {
+            "observations": rng.random((count, obs_dim), dtype=np.float32),
+            "actions": rng.integers(0, 3, (count, dims)).astype(np.int8),
+            "returns": rng.random(count, dtype=np.float32),
+            "next_observations": rng.random((count, obs_dim), dtype=np.float32),
+            "discounts": rng.random(count, dtype=np.float32),
+        }
+
+    replay = NStepReplay(1000, 5, 3)
+    for _ in range(7):  # wraps around twice
+        replay.add(rows(300))
+    replay.save(tmp_path / "replay.npz")
+    restored = NStepReplay(1000, 5, 3)
+    restored.load(tmp_path / "replay.npz")
+    assert (restored.size, restored.cursor) == (replay.size, replay.cursor) == (1000, 100)
+    for name in ("observations", "actions", "returns", "next_observations", "discounts"):
+        np.testing.assert_array_equal(getattr(restored, name), getattr(replay, name))
+
+    config = DecQNConfig(hidden=(32, 32))
+    learner = DecQNLearner(5, [3, 3, 3], config, torch.device("cpu"))
+    for _ in range(20):
+        learner.update(replay.sample(64, rng))
+    _save_checkpoint(tmp_path / "checkpoint.pt", learner, rng, TrainState(env_steps=1))
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    resumed = DecQNLearner(5, [3, 3, 3], config, torch.device("cpu"))
+    _restore_learner(resumed, ckpt)
+    batch = replay.sample(64, rng)
+    assert [learner.update(batch) for _ in range(5)] == [resumed.update(batch) for _ in range(5)]
+    for a, b in zip(learner.target.parameters(), resumed.target.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -164,9 +164,7 @@ def run_training(
     checkpoint_path = out / "checkpoint.pt"
     if checkpoint_path.exists():
         ckpt = torch.load(checkpoint_path, map_location=torch_device, weights_only=True)
-        learner.online.load_state_dict(ckpt["online"])
-        learner.target.load_state_dict(ckpt["target"])
-        learner.optimizer.load_state_dict(ckpt["optimizer"])
+        _restore_learner(learner, ckpt)
         rng.bit_generator.state = ckpt["numpy_rng"]
         torch.set_rng_state(ckpt["torch_rng"])
         state = TrainState(**{k: ckpt["state"][k] for k in ("env_steps", "updates", "wall_seconds", "next_eval")})
@@ -342,6 +340,13 @@ class _StopRequest:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+
+def _restore_learner(learner: DecQNLearner, ckpt: dict) -> None:
+    """The networks and optimizer state of a checkpoint written by :func:`_save_checkpoint`."""
+    learner.online.load_state_dict(ckpt["online"])
+    learner.target.load_state_dict(ckpt["target"])
+    learner.optimizer.load_state_dict(ckpt["optimizer"])
 
 
 def _save_checkpoint(path: Path, learner: DecQNLearner, rng: np.random.Generator, state: TrainState) -> None:
