@@ -140,6 +140,14 @@ def _curve(run):
         return list(csv.DictReader(f))
 
 
+def _wait_for_first_evaluation(run, process, timeout=240):
+    """Until the training in ``process`` has written its first curve row (its stop handler is installed by then)."""
+    deadline = time.time() + timeout
+    while not (run / "curve.csv").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert (run / "curve.csv").exists(), process.communicate()[0]
+
+
 TINY = [
     "--set", "hidden=32,32", "--set", "learning_starts=500", "--set", "eval_interval=1000",
     "--set", "eval_episodes=2", "--set", "chunk_steps=250", "--set", "replay_size=10000",
@@ -177,10 +185,7 @@ def test_a_stop_signal_checkpoints_between_chunks_and_the_same_command_resumes(t
     run = tmp_path / "run"
     args = ["behaviour", "train", "--task", "finger-spin", "--env-steps", "100000", "--out", str(run), "--workers", "1"]
     process = launch_cli([*args, *TINY], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 240
-    while not (run / "curve.csv").exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    assert (run / "curve.csv").exists(), process.communicate()[0]
+    _wait_for_first_evaluation(run, process)
     os.killpg(process.pid, sig)  # the whole group, as a terminal's Ctrl-C or a job scheduler does
     output = process.communicate(timeout=120)[0]
     assert process.returncode == 130, output
@@ -200,10 +205,7 @@ def test_sigint_ignored_at_launch_stays_ignored_and_sigterm_still_stops(tmp_path
     process = launch_cli(
         [*args, *TINY], sigint=signal.SIG_IGN, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    deadline = time.time() + 240
-    while not (run / "curve.csv").exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    assert (run / "curve.csv").exists(), process.communicate()[0]
+    _wait_for_first_evaluation(run, process)
     os.killpg(process.pid, signal.SIGINT)
     time.sleep(3)
     assert process.poll() is None  # still training

@@ -15,7 +15,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def results_table(title: str, ids: tuple[str, ...], numbers: tuple[str, ...]) -> Table:
+def compact_results_table(title: str, ids: tuple[str, ...], numbers: tuple[str, ...]) -> Table:
     """A table of results that fits an 80-column terminal: no vertical rules, one space between columns.
 
     ``ids`` columns fold rather than being cut (they are typed back into commands); ``numbers`` never wrap.

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from spin_bench.cli._common import console, results_table, user_errors
+from spin_bench.cli._common import compact_results_table, console, user_errors
 
 
 def report(
@@ -33,7 +33,7 @@ def report(
     atomic_write_text(path, text)
 
     console.print(rep.header(rows), style="dim")
-    table = results_table(
+    table = compact_results_table(
         "Per task (official: final evaluation)",
         ids=("agent", "task", "dataset"),
         numbers=("bins", "seeds", "final\nreturn", "normalized\n(0-100)", "best\nreturn", "TTT\n(s)"),
@@ -54,7 +54,7 @@ def report(
             ttt,
         )
     console.print(table)
-    agg = results_table(
+    agg = compact_results_table(
         "Aggregate: IQM of normalized scores across tasks, 95% stratified bootstrap CI",
         ids=("agent", "dataset"),
         numbers=("bins", "tasks", "runs", "IQM", "95% CI"),

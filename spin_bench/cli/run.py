@@ -14,8 +14,7 @@ import typer
 from rich.table import Table
 
 from spin_bench._device import resolve_device
-from spin_bench.cli import _common
-from spin_bench.cli._common import console, err_console, parse_list, parse_seeds, user_errors
+from spin_bench.cli._common import compact_results_table, console, err_console, parse_list, parse_seeds, user_errors
 
 
 def check_writable(folder: Path) -> None:
@@ -30,7 +29,7 @@ def check_writable(folder: Path) -> None:
 
 def results_table(outcomes) -> Table:
     any_failed = any(outcome.summary is None for outcome in outcomes)  # the column only when a run failed
-    table = _common.results_table(
+    table = compact_results_table(
         "Results: final evaluation (official), mean ± std over seeds",
         ids=("agent", "task", "dataset"),
         numbers=("bins", "seeds", "return", "normalized\n(0-100)", *(("failed",) if any_failed else ())),
