@@ -267,6 +267,36 @@ def test_export_picks_final_as_expert_and_half_return_as_medium(tmp_path):
     ]
 
 
+def test_export_of_a_chosen_step_picks_the_medium_before_it_and_records_the_exact_command(tmp_path):
+    # After a divergence the final snapshot is not the one to ship: --expert-step picks an earlier one.
+    run = tmp_path / "run"
+    (run / "snapshots").mkdir(parents=True)
+    decqn = {**DecQNConfig().to_dict(), "hidden": [32, 32], "learning_rate": 0.0001}
+    (run / "config.json").write_text(json.dumps({"task": "finger-spin", "bins": 3, "seed": 2, "decqn": decqn}))
+    rows = ["env_steps,eval_return_mean,eval_return_std,eval_episodes,snapshot"]
+    for step, ret in [(1000, 10.0), (2000, 45.0), (3000, 100.0), (4000, 20.0)]:
+        save_snapshot(run / f"snapshots/step_{step}.pt", DecoupledQNetwork(9, [3, 3], (32, 32)), env_steps=step)
+        rows.append(f"{step},{ret},1.0,10,snapshots/step_{step}.pt")
+    (run / "curve.csv").write_text("\n".join(rows) + "\n")
+
+    out = _run_cli("behaviour", "export", str(run), "--dest", str(tmp_path / "dest"), "--expert-step", "3000")
+    assert "expert: step 3,000" in out.stdout and "medium: step 2,000" in out.stdout
+    record = json.loads((tmp_path / "dest" / "behaviour.json").read_text())
+    assert record["command"] == (
+        "spin-bench behaviour train --task finger-spin --bins 3 --seed 2 --env-steps 3000 "
+        "--set hidden=32,32 --set learning_rate=0.0001"
+    )
+    assert load_behaviour_policy(tmp_path / "dest" / "expert.pt").metadata["env_steps"] == 3000
+
+    bad = [("2500", "expert step 2,500 has no snapshot; snapshots are at 1,000 to 4,000"),
+           ("1000", "expert step 1,000 is the first snapshot")]  # fmt: skip
+    for step, message in bad:
+        out = _run_cli("behaviour", "export", str(run), "--dest", str(tmp_path / "bad"), "--expert-step", step,
+                       check=False)  # fmt: skip
+        assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "bad").exists()
+
+
 def test_divergence_warning_flags_diverging_td_loss_but_not_a_learning_run():
     from spin_bench.behaviour.trainer import divergence_warning
 

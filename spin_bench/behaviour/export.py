@@ -1,7 +1,8 @@
 """Pick a finished behaviour run's expert and medium snapshots and copy them into ``datasets/``.
 
-expert = the final snapshot; medium = the snapshot whose evaluated return is closest to half of the
-expert's (ties: the earlier one). The learning curve and the training command travel with them.
+expert = the final snapshot, or the one at a chosen step (e.g. from before a divergence); medium = the earlier
+snapshot whose evaluated return is closest to half of the expert's (ties: the earlier one). The learning curve and
+the exact training command travel with them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spin_bench._io import atomic_write_json
+from spin_bench.behaviour.config import DecQNConfig
 from spin_bench.behaviour.policy import sha256_file
 
 
@@ -21,39 +23,68 @@ class Selection:
     """The chosen snapshots of one behaviour run."""
 
     expert: dict
-    """Curve row of the final snapshot."""
+    """Curve row of the expert snapshot (the final one unless a step was chosen)."""
     medium: dict
-    """Curve row of the snapshot closest to half the expert's evaluated return."""
+    """Curve row of the earlier snapshot closest to half the expert's evaluated return."""
 
 
-def select_snapshots(curve: list[dict]) -> Selection:
+def select_snapshots(curve: list[dict], expert_step: int | None = None) -> Selection:
+    """The expert (final, or the snapshot at ``expert_step`` env steps) and the medium before it."""
     if len(curve) < 2:
         raise ValueError(f"a behaviour run needs at least 2 evaluated snapshots to pick from, found {len(curve)}")
-    expert = curve[-1]
+    position = len(curve) - 1
+    if expert_step is not None:
+        steps = [int(row["env_steps"]) for row in curve]
+        if expert_step not in steps:
+            raise ValueError(
+                f"expert step {expert_step:,} has no snapshot; snapshots are at {steps[0]:,} to {steps[-1]:,} "
+                f"env steps, every {steps[1] - steps[0]:,}"
+            )
+        position = steps.index(expert_step)
+        if position == 0:
+            raise ValueError(f"expert step {expert_step:,} is the first snapshot: no earlier one can be the medium")
+    expert = curve[position]
     half = float(expert["eval_return_mean"]) / 2.0
-    medium = min(curve[:-1], key=lambda row: abs(float(row["eval_return_mean"]) - half))
+    medium = min(curve[:position], key=lambda row: abs(float(row["eval_return_mean"]) - half))
     return Selection(expert=expert, medium=medium)
 
 
-def export_snapshots(run: str | Path, dest: str | Path) -> dict:
-    """Copy expert.pt, medium.pt and curve.csv from ``run`` to ``dest``; write and return ``behaviour.json``."""
+def training_command(config: dict, env_steps: int) -> str:
+    """The ``behaviour train`` command of a run up to ``env_steps``, with its non-default hyperparameters."""
+    defaults = DecQNConfig().to_dict()
+    overrides = [
+        f"--set {key}={','.join(map(str, value)) if isinstance(value, list) else value}"
+        for key, value in config["decqn"].items()
+        if key in defaults and value != defaults[key]
+    ]
+    return " ".join(
+        [
+            f"spin-bench behaviour train --task {config['task']} --bins {config['bins']} --seed {config['seed']}",
+            f"--env-steps {env_steps}",
+            *overrides,
+        ]
+    )
+
+
+def export_snapshots(run: str | Path, dest: str | Path, expert_step: int | None = None) -> dict:
+    """Copy expert.pt, medium.pt and curve.csv from ``run`` to ``dest``; write and return ``behaviour.json``.
+
+    ``expert_step``: export the snapshot at this many env steps as the expert instead of the final one.
+    """
     run, dest = Path(run), Path(dest)
     curve_path = run / "curve.csv"
     if not curve_path.exists():
         raise ValueError(f"{str(run)!r} is not a behaviour run folder (no curve.csv)")
     with open(curve_path, newline="") as f:
         curve = list(csv.DictReader(f))
-    chosen = select_snapshots(curve)
+    chosen = select_snapshots(curve, expert_step)
     config = json.loads((run / "config.json").read_text())
     dest.mkdir(parents=True, exist_ok=True)
     record = {
         "task": config["task"],
         "bins": config["bins"],
         "seed": config["seed"],
-        "command": (
-            f"spin-bench behaviour train --task {config['task']} --bins {config['bins']} --seed {config['seed']} "
-            f"--env-steps {int(chosen.expert['env_steps'])}"
-        ),
+        "command": training_command(config, int(chosen.expert["env_steps"])),
         "decqn": config["decqn"],
         "expert_return_over_2": round(float(chosen.expert["eval_return_mean"]) / 2.0, 2),
         "snapshots": {},

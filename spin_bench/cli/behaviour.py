@@ -58,13 +58,17 @@ def train(
 def export(
     run: Annotated[Path, typer.Argument(help="A behaviour run folder (runs/behaviour/<task>-bins<M>-seed<S>).")],
     dest: Annotated[Path, typer.Option(help="Destination, e.g. datasets/checkpoints/<task>/bins<M>.")],
+    expert_step: Annotated[
+        int | None,
+        typer.Option(help="Export the snapshot at this many env steps as the expert (default: the final one)."),
+    ] = None,
 ) -> None:
-    """Copy the expert (final) and medium (closest to half the expert's return) snapshots and the curve."""
+    """Copy the expert (final, or --expert-step) and medium (closest to half its return) snapshots and the curve."""
     from rich import print as rprint
 
     from spin_bench.behaviour.export import export_snapshots
 
-    record = export_snapshots(run, dest)
+    record = export_snapshots(run, dest, expert_step)
     for quality, snap in record["snapshots"].items():
         rprint(
             f"{quality}: step {snap['env_steps']:,}, eval return {snap['eval_return_mean']:.1f} "
