@@ -79,6 +79,32 @@ def test_snapshot_round_trip_is_weights_only_and_acts_identically(tmp_path):
         load_behaviour_policy(tmp_path / "bad.pt")
 
 
+def test_symlog_observation_transform_squashes_outliers_and_survives_a_snapshot(tmp_path):
+    from spin_bench.behaviour.config import apply_overrides
+    from spin_bench.behaviour.network import symlog
+
+    x = torch.tensor([-8e4, -1.0, 0.0, 0.5, 8e4])
+    expected = torch.tensor([-np.log1p(8e4), -np.log(2.0), 0.0, np.log(1.5), np.log1p(8e4)], dtype=torch.float32)
+    torch.testing.assert_close(symlog(x), expected)
+
+    config = apply_overrides(DecQNConfig(), ["observation_transform=symlog"])
+    network = DecoupledQNetwork(17, [3, 3], observation_transform=config.observation_transform)
+    assert network.architecture()["observation_transform"] == "symlog"
+    assert "observation_transform" not in DecoupledQNetwork(17, [3, 3]).architecture()  # older snapshots' format
+    save_snapshot(tmp_path / "s.pt", network)
+    loaded = load_behaviour_policy(tmp_path / "s.pt").network
+    obs = torch.randn(8, 17) * 1e3
+    torch.testing.assert_close(loaded(obs), network(obs))
+    plain = DecoupledQNetwork(17, [3, 3])
+    plain.load_state_dict(network.state_dict())
+    torch.testing.assert_close(plain(symlog(obs)), network(obs))
+
+    with pytest.raises(ValueError, match="observation_transform='log' is not one of none, symlog"):
+        apply_overrides(DecQNConfig(), ["observation_transform=log"])
+    with pytest.raises(ValueError, match="observation_transform='tanh' is not one of none, symlog"):
+        DecoupledQNetwork(17, [3, 3], observation_transform="tanh")
+
+
 def test_replay_ring_buffer_wraps_and_survives_save_load(tmp_path):
     replay = NStepReplay(capacity=5, obs_dim=2, num_dims=3)
     for start in (0, 3):
@@ -157,19 +183,22 @@ TINY = [
 def test_behaviour_train_cli_writes_curve_snapshots_and_resumes(tmp_path):
     run = tmp_path / "run"
     args = ["--env-steps", "2000", "--out", str(run), "--workers", "2", "--learner-threads", "2"]
-    out = _run_cli("behaviour", "train", "--task", "finger-spin", *args, *TINY)
+    symlog = ["--set", "observation_transform=symlog"]
+    out = _run_cli("behaviour", "train", "--task", "finger-spin", *args, *TINY, *symlog)
     assert "finger-spin: 2 env worker(s), learner on cpu, 2 torch threads" in out.stdout
     rows = _curve(run)
     assert [int(r["env_steps"]) for r in rows] == [1000, 2000]
     assert int(rows[-1]["updates"]) == int((2000 - 500) * 0.5) - 250  # the learner lags one chunk
     snapshot = load_behaviour_policy(run / rows[-1]["snapshot"])
     assert snapshot.metadata["env_steps"] == 2000 and snapshot.metadata["eval_episodes"] == 2
+    assert snapshot.network.observation_transform == "symlog"
     assert float(rows[-1]["eval_return_mean"]) == pytest.approx(snapshot.metadata["eval_return_mean"], abs=0.01)
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ckpt["state"]["env_steps"] == 2000
 
     # Resume with a larger budget: continues from the checkpoint and appends to the curve.
-    out = _run_cli("behaviour", "train", "--task", "finger-spin", "--env-steps", "3000", "--out", str(run), *TINY)
+    resume = ["--env-steps", "3000", "--out", str(run)]
+    out = _run_cli("behaviour", "train", "--task", "finger-spin", *resume, *TINY, *symlog)
     assert "resumed" in out.stdout and "at 2,000 env steps" in out.stdout
     rows = _curve(run)
     assert [int(r["env_steps"]) for r in rows] == [1000, 2000, 3000]
@@ -193,6 +222,9 @@ def test_a_stop_signal_checkpoints_between_chunks_and_the_same_command_resumes(t
     stopped_at = torch.load(run / "checkpoint.pt", weights_only=True)["state"]["env_steps"]
     assert stopped_at >= 1000 and stopped_at % 250 == 0  # a chunk boundary past the first evaluation
 
+    config = json.loads((run / "config.json").read_text())
+    del config["decqn"]["observation_transform"]  # as in runs started before the hyperparameter existed
+    (run / "config.json").write_text(json.dumps(config))
     resumed = _run_cli(*args[:5], str(stopped_at + 500), *args[6:], *TINY)
     assert f"at {stopped_at:,} env steps" in resumed.stdout
     assert torch.load(run / "checkpoint.pt", weights_only=True)["state"]["env_steps"] == stopped_at + 500

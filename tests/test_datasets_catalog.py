@@ -113,6 +113,30 @@ def test_normalized_score_without_expert_reference_says_what_exists(tmp_path, mo
     assert spin_bench.normalized_score("cheetah-run", 664.57, reference="paper") == pytest.approx(100.0)
 
 
+def test_rollout_forward_pass_matches_torch_with_symlog_observations():
+    import torch
+
+    from spin_bench.behaviour.network import DecoupledQNetwork
+    from spin_bench.behaviour.policy import BehaviourPolicy
+    from spin_bench.datasets.inference import NUMPY_EVALUATION, rollout_policy
+
+    torch.manual_seed(0)
+    network = DecoupledQNetwork(24, [3, 3, 3], hidden=(64, 64), observation_transform="symlog").eval()
+    policy = BehaviourPolicy(network=network, metadata={})
+    fast = rollout_policy(policy)
+    assert fast.evaluation == NUMPY_EVALUATION
+    # Dog-like observations: mostly O(1), a few features in the tens of thousands.
+    rng = np.random.default_rng(2)
+    obs = rng.standard_normal((500, 24)).astype(np.float32)
+    obs[:, -4:] *= rng.choice([1.0, 100.0, 5e4], size=(500, 4)).astype(np.float32)
+    got = np.concatenate([fast.greedy(o[None]) for o in obs])
+    np.testing.assert_array_equal(got, policy.greedy(obs))
+    # Without the transform in the numpy pass, the greedy actions would differ.
+    plain = DecoupledQNetwork(24, [3, 3, 3], hidden=(64, 64)).eval()
+    plain.load_state_dict(network.state_dict())
+    assert not np.array_equal(got, BehaviourPolicy(network=plain, metadata={}).greedy(obs))
+
+
 def test_rollout_forward_pass_matches_torch():
     import torch
     from torch import nn

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+OBSERVATION_TRANSFORMS = ("none", "symlog")
+"""What the network may do to an observation before its first layer."""
+
+
+def check_observation_transform(name: str) -> str:
+    if name not in OBSERVATION_TRANSFORMS:
+        raise ValueError(f"observation_transform={name!r} is not one of {', '.join(OBSERVATION_TRANSFORMS)}")
+    return name
+
 
 @dataclass(frozen=True)
 class DecQNConfig:
@@ -11,6 +20,9 @@ class DecQNConfig:
 
     hidden: tuple[int, ...] = (256, 256)
     """Widths of the MLP torso (LayerNorm after the first layer)."""
+    observation_transform: str = "none"
+    """``none`` or ``symlog`` (sign(x) log(1 + |x|)) on observations before the torso; symlog for dog, whose
+    touch and accelerometer readings reach 8e4."""
     learning_rate: float = 3e-4
     """Adam step size."""
     batch_size: int = 256
@@ -46,6 +58,9 @@ class DecQNConfig:
     eval_epsilon: float = 0.0
     """Per-dimension epsilon during evaluation (0 = greedy)."""
 
+    def __post_init__(self) -> None:
+        check_observation_transform(self.observation_transform)
+
     def epsilon(self, env_steps: int) -> float:
         """Exploration probability after ``env_steps`` environment steps."""
         if env_steps < self.learning_starts:
@@ -75,6 +90,8 @@ def apply_overrides(config: DecQNConfig, overrides: list[str]) -> DecQNConfig:
                 changes[key] = tuple(int(v) for v in value.split(","))
             elif kind == "int":
                 changes[key] = int(value)
+            elif kind == "str":
+                changes[key] = value
             else:
                 changes[key] = float(value)
         except ValueError:

@@ -7,16 +7,36 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from spin_bench.behaviour.config import check_observation_transform
+
+
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    """sign(x) * log(1 + |x|): about x near 0, logarithmic in the tails.
+
+    Dog's touch and accelerometer readings reach 8e4 while most of its 223 features are O(1); fed raw, they
+    dominate the first layer and the Q-values on those states diverged (dog-trot after 1M env steps).
+    """
+    return torch.sign(x) * torch.log1p(x.abs())
+
 
 class DecoupledQNetwork(nn.Module):
     """MLP torso (LayerNorm after the first layer) with a linear head of N x max_m utilities.
+
+    ``observation_transform="symlog"`` squashes observations with :func:`symlog` before the torso.
 
     Dimensions with fewer bins than ``max_m`` get -inf utilities on the missing bins, so an argmax
     never picks them and the padding never reaches a loss.
     """
 
-    def __init__(self, obs_dim: int, nvec: Sequence[int], hidden: Sequence[int] = (256, 256)):
+    def __init__(
+        self,
+        obs_dim: int,
+        nvec: Sequence[int],
+        hidden: Sequence[int] = (256, 256),
+        observation_transform: str = "none",
+    ):
         super().__init__()
+        self.observation_transform = check_observation_transform(observation_transform)
         self.obs_dim = int(obs_dim)
         self.nvec = [int(m) for m in nvec]
         self.hidden = [int(h) for h in hidden]
@@ -40,9 +60,14 @@ class DecoupledQNetwork(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Utilities of shape ``(B, N, max_m)``."""
+        if self.observation_transform == "symlog":
+            obs = symlog(obs)
         utilities = self.head(self.torso(obs)).view(-1, self.num_dims, self.max_bins)
         return utilities + self.bin_padding
 
     def architecture(self) -> dict:
         """Constructor arguments, JSON- and ``weights_only``-safe."""
-        return {"obs_dim": self.obs_dim, "nvec": list(self.nvec), "hidden": list(self.hidden)}
+        architecture = {"obs_dim": self.obs_dim, "nvec": list(self.nvec), "hidden": list(self.hidden)}
+        if self.observation_transform != "none":  # older snapshots have no such key and mean "none"
+            architecture["observation_transform"] = self.observation_transform
+        return architecture

@@ -63,8 +63,8 @@ class DecQNLearner:
 
     def __init__(self, obs_dim: int, nvec: list[int], config: DecQNConfig, device: torch.device):
         self.config, self.device = config, device
-        self.online = DecoupledQNetwork(obs_dim, nvec, config.hidden).to(device)
-        self.target = DecoupledQNetwork(obs_dim, nvec, config.hidden).to(device)
+        self.online = DecoupledQNetwork(obs_dim, nvec, config.hidden, config.observation_transform).to(device)
+        self.target = DecoupledQNetwork(obs_dim, nvec, config.hidden, config.observation_transform).to(device)
         self.target.load_state_dict(self.online.state_dict())
         self.target.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.learning_rate)
@@ -147,6 +147,8 @@ def run_training(
     config_path = out / "config.json"
     if config_path.exists():
         previous = json.loads(config_path.read_text())
+        # Hyperparameters added since the run started take their defaults, which are the values it ran with.
+        previous["decqn"] = DecQNConfig.from_dict(previous.get("decqn", {})).to_dict()
         for key in ("task", "bins", "seed", "decqn"):
             if previous.get(key) != run_config[key]:
                 raise ValueError(

@@ -3,9 +3,10 @@
 Between two MuJoCo steps, a batch-1 torch forward pass of a 256-256 DecQN network costs about 0.7 ms on a busy
 2-core machine (dispatcher and cache misses, not arithmetic); the same float32 arithmetic in numpy costs about
 0.2 ms, which is what keeps a dog build close to raw simulation speed. :func:`rollout_policy` uses the numpy
-forward when the network is made of Linear / LayerNorm / ReLU layers and its utilities agree with torch's on
-probe inputs (otherwise it acts through torch, ``BehaviourPolicy.greedy``). Exploration is the behaviour
-package's own ``epsilon_greedy``, so the random stream is the one ``BehaviourPolicy.act`` draws.
+forward when the network is made of Linear / LayerNorm / ReLU layers (after an optional symlog of the observation)
+and its utilities agree with torch's on probe inputs (otherwise it acts through torch, ``BehaviourPolicy.greedy``).
+Exploration is the behaviour package's own ``epsilon_greedy``, so the random stream is the one
+``BehaviourPolicy.act`` draws.
 
 The datasets' definition: the greedy action maximises the float32 utilities computed this way. Floating-point
 summation order differs from torch's, so the two can disagree only where two bins' utilities tie to within
@@ -41,6 +42,11 @@ class NumpyGreedy:
             return t.detach().cpu().numpy().astype(np.float32)
 
         layers: list[tuple] = []
+        transform = getattr(network, "observation_transform", "none")
+        if transform == "symlog":
+            layers.append(("symlog",))
+        elif transform != "none":
+            return None
         for module in network.torso:
             if isinstance(module, nn.Linear):
                 layers.append(("linear", np.ascontiguousarray(arr(module.weight).T), arr(module.bias)))
@@ -75,6 +81,8 @@ class NumpyGreedy:
                 centred = h - mean
                 var = (centred * centred).mean(axis=-1, keepdims=True)
                 h = centred / np.sqrt(var + layer[3]) * layer[1] + layer[2]
+            elif kind == "symlog":
+                h = np.sign(h) * np.log1p(np.abs(h))
             else:
                 h = np.maximum(h, np.float32(0.0))
         u = h @ self.head[0] + self.head[1]
