@@ -329,6 +329,46 @@ def test_export_of_a_chosen_step_picks_the_medium_before_it_and_records_the_exac
         assert not (tmp_path / "bad").exists()
 
 
+def test_diagnose_reports_large_features_and_flags_impossible_q_values(tmp_path):
+    run = tmp_path / "run"
+    (run / "snapshots").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"task": "finger-spin", "bins": 3, "seed": 0,
+                                                 "decqn": DecQNConfig().to_dict()}))  # fmt: skip
+    rng = np.random.default_rng(0)
+    observations = rng.standard_normal((1000, 9)).astype(np.float32)
+    observations[:50, 4] = 5e4  # 5% of the states carry a dog-sized outlier in feature 4
+    replay = NStepReplay(2000, 9, 2)
+    replay.add({"observations": observations, "actions": np.zeros((1000, 2), np.int8), "returns": np.zeros(1000),
+                "next_observations": observations, "discounts": np.full(1000, 0.99)})  # fmt: skip
+    replay.save(run / "replay.npz")
+    rows = ["env_steps,loss,eval_return_mean,eval_return_std,eval_episodes,snapshot"]
+    for step, bias in [(1000, 5.0), (2000, 20.0), (3000, 400.0)]:  # the last critic claims Q = 400 > 1 / (1 - 0.99)
+        network = DecoupledQNetwork(9, [3, 3], (32, 32))
+        torch.nn.init.zeros_(network.head.weight)
+        torch.nn.init.constant_(network.head.bias, bias)
+        save_snapshot(run / f"snapshots/step_{step}.pt", network, env_steps=step)
+        rows.append(f"{step},0.1,{bias},1.0,10,snapshots/step_{step}.pt")
+    (run / "curve.csv").write_text("\n".join(rows) + "\n")
+
+    out = _run_cli("behaviour", "diagnose", str(run), "--states", "1000").stdout
+    assert "5.0% have a feature above 100 and 5.0% above 1000" in out
+    assert "4: 5e+04 / 5e+04" in out  # feature 4 listed first, its 99th percentile and max
+    assert "at most 100" in out and out.count("impossible") == 1
+    assert "Q-values above 100 from 3,000 env steps" in out and "checked before it is at 2,000" in out
+    out = _run_cli("behaviour", "diagnose", str(run), "--steps", "1000,2000").stdout
+    assert "impossible" not in out and "diverged" not in out and "2,000" in out
+
+    bad = [(["--steps", "1500"], "no snapshot at 1,500 env steps; the run has 1,000 to 3,000"),
+           (["--steps", "10k"], "--steps '10k' must be comma-separated integers"),
+           (["--states", "0"], "--states 0 must be >= 1")]  # fmt: skip
+    for args, message in bad:
+        result = _run_cli("behaviour", "diagnose", str(run), *args, check=False)
+        assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    (run / "replay.npz").unlink()
+    result = _run_cli("behaviour", "diagnose", str(run), check=False)
+    assert result.returncode == 2 and "replay.npz' does not exist" in result.stderr
+
+
 def test_divergence_warning_flags_diverging_td_loss_but_not_a_learning_run():
     from spin_bench.behaviour.trainer import divergence_warning
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 app = typer.Typer(no_args_is_help=True)
@@ -75,3 +76,78 @@ def export(
             f"+- {snap['eval_return_std']:.1f} ({snap['eval_episodes']} episodes), sha256 {snap['sha256'][:12]}"
         )
     rprint(f"wrote {dest}/behaviour.json")
+
+
+@app.command("diagnose")
+def diagnose(
+    run: Annotated[Path, typer.Argument(help="A behaviour run folder (runs/behaviour/<task>-bins<M>-seed<S>).")],
+    steps: Annotated[
+        str | None, typer.Option(help="Comma-separated env steps of the snapshots to check (default: 12 spread out).")
+    ] = None,
+    states: Annotated[int, typer.Option(help="Replay states to sample.")] = 4096,
+) -> None:
+    """Observation scale and the snapshots' greedy Q-values: is a stalled or diverging run's input or critic to blame?
+
+    DM Control rewards lie in [0, 1], so a greedy Q-value above 1 / (1 - gamma) is divergence, not optimism.
+    """
+    import csv
+
+    from rich import print as rprint
+    from rich.table import Table
+
+    from spin_bench.behaviour.diagnose import (
+        LARGE_FEATURE,
+        observation_scale,
+        q_bound,
+        run_gamma,
+        sample_replay_observations,
+        snapshot_q_values,
+    )
+
+    if states < 1:
+        raise ValueError(f"--states {states} must be >= 1")
+    if steps is None:
+        with open(run / "curve.csv", newline="") as f:
+            available = [int(row["env_steps"]) for row in csv.DictReader(f)]
+        picks = np.unique(np.linspace(0, len(available) - 1, num=min(12, len(available))).round().astype(int))
+        chosen = [available[i] for i in picks]
+    else:
+        try:
+            chosen = [int(s.replace("_", "")) for s in steps.split(",")]
+        except ValueError:
+            raise ValueError(f"--steps {steps!r} must be comma-separated integers, e.g. 975000,1000000") from None
+    observations = sample_replay_observations(run, states)
+    scale = observation_scale(observations)
+    rprint(
+        f"observations: {observations.shape[1]} features; of {scale.states:,} replay states, "
+        f"{scale.share_above_100:.1%} have a feature above {LARGE_FEATURE:g} and {scale.share_above_1000:.1%} "
+        f"above {10 * LARGE_FEATURE:g}"
+    )
+    rprint(
+        "largest features (index: 99th percentile / max of |x|): "
+        + ", ".join(f"{i}: {q99:.3g} / {top:.3g}" for i, q99, top in scale.largest)
+    )
+    bound = q_bound(run_gamma(run))
+    table = Table(title=f"greedy Q on the replay states (rewards in [0, 1] allow at most {bound:g})")
+    for column in ("env steps", "eval return", "TD loss", "Q mean", "Q max", ""):
+        table.add_column(column, justify="right")
+    results = snapshot_q_values(run, observations, chosen)
+    for r in results:
+        impossible = r.q_max > bound
+        table.add_row(
+            f"{r.env_steps:,}",
+            f"{r.eval_return:.1f}",
+            "-" if r.loss is None else f"{r.loss:.3g}",
+            f"{r.q_mean:.3g}",
+            f"{r.q_max:.3g}",
+            "[red]impossible[/red]" if impossible else "",
+        )
+    rprint(table)
+    first_bad = next((i for i, r in enumerate(results) if r.q_max > bound), None)
+    if first_bad is not None:
+        before = f"; the snapshot checked before it is at {results[first_bad - 1].env_steps:,}" if first_bad else ""
+        rprint(
+            f"Q-values above {bound:g} from {results[first_bad].env_steps:,} env steps: the critic diverged{before}. "
+            "Export an earlier snapshot with `behaviour export --expert-step`; if large features are reported above, "
+            "train with `--set observation_transform=symlog`."
+        )

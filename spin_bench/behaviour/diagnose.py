@@ -1,0 +1,120 @@
+"""Why did a behaviour run stall or diverge? Observation scale and Q-value scale, read from a run folder.
+
+Two questions, each answered from files the trainer already writes:
+- Are some observation features orders of magnitude larger than the rest (``replay.npz``)? Fed raw, they
+  dominate the first layer (dog: touch and accelerometer readings up to 8e4 among O(1) joint angles).
+- Are the snapshots' greedy Q-values possible (``snapshots/``)? DM Control rewards lie in [0, 1], so no
+  discounted return exceeds 1 / (1 - gamma); a Q-value above that bound is divergence, not optimism.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spin_bench.behaviour.policy import load_behaviour_policy
+
+LARGE_FEATURE = 100.0
+"""A feature whose absolute value passes this is reported as large (DMC features are mostly O(1))."""
+MAX_REWARD = 1.0
+"""DM Control's per-step rewards lie in [0, 1]."""
+
+
+@dataclass(frozen=True)
+class ObservationScale:
+    """How far a run's observations stray from O(1), over a sample of its replay states."""
+
+    states: int
+    """Replay states sampled (without replacement; all of them when the replay holds fewer)."""
+    share_above_100: float
+    """Share of states with some |feature| above 100."""
+    share_above_1000: float
+    """Share of states with some |feature| above 1000."""
+    largest: list[tuple[int, float, float]]
+    """Up to five (feature index, 99th percentile of |x|, max |x|), largest max first."""
+
+
+@dataclass(frozen=True)
+class SnapshotQ:
+    """Greedy Q-values of one snapshot on the sampled replay states."""
+
+    env_steps: int
+    """Env steps of the snapshot."""
+    eval_return: float
+    """Its evaluation return (curve.csv)."""
+    loss: float | None
+    """TD loss of the interval that ended with it (curve.csv), when logged."""
+    q_mean: float
+    """Mean over states of max_a Q(s, a)."""
+    q_max: float
+    """Largest max_a Q(s, a) over the states."""
+
+
+def sample_replay_observations(run: Path, states: int, seed: int = 0) -> np.ndarray:
+    replay = Path(run) / "replay.npz"
+    if not replay.exists():
+        raise ValueError(f"{str(replay)!r} does not exist: diagnose needs a behaviour run folder and its replay")
+    with np.load(replay) as data:
+        observations = data["observations"]
+    if len(observations) == 0:
+        raise ValueError(f"{replay} holds no transitions yet")
+    if states >= len(observations):
+        return observations
+    return observations[np.sort(np.random.default_rng(seed).choice(len(observations), size=states, replace=False))]
+
+
+def observation_scale(observations: np.ndarray) -> ObservationScale:
+    magnitude = np.abs(observations)
+    per_state = magnitude.max(axis=1)
+    q99, largest = np.quantile(magnitude, 0.99, axis=0), magnitude.max(axis=0)
+    order = np.argsort(-largest)[:5]
+    return ObservationScale(
+        states=len(observations),
+        share_above_100=float(np.mean(per_state > LARGE_FEATURE)),
+        share_above_1000=float(np.mean(per_state > 10 * LARGE_FEATURE)),
+        largest=[(int(i), float(q99[i]), float(largest[i])) for i in order],
+    )
+
+
+def q_bound(gamma: float) -> float:
+    """The largest discounted return possible with rewards in [0, 1]."""
+    return MAX_REWARD / (1.0 - gamma)
+
+
+def snapshot_q_values(run: Path, observations: np.ndarray, steps: list[int] | None = None) -> list[SnapshotQ]:
+    """Greedy Q statistics of the run's snapshots (all of them, or those at ``steps`` env steps)."""
+    with open(Path(run) / "curve.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    by_step = {int(row["env_steps"]): row for row in rows}
+    if steps is None:
+        steps = sorted(by_step)
+    missing = [s for s in steps if s not in by_step]
+    if missing:
+        raise ValueError(f"no snapshot at {missing[0]:,} env steps; the run has {min(by_step):,} to {max(by_step):,}")
+    x = torch.from_numpy(np.ascontiguousarray(observations, dtype=np.float32))
+    results = []
+    for step in steps:
+        row = by_step[step]
+        network = load_behaviour_policy(Path(run) / row["snapshot"]).network
+        with torch.no_grad():
+            # Q(s, greedy a) = mean over dimensions of each dimension's best utility.
+            greedy_q = network(x).max(dim=-1).values.mean(dim=-1)
+        results.append(
+            SnapshotQ(
+                env_steps=step,
+                eval_return=float(row["eval_return_mean"]),
+                loss=float(row["loss"]) if row.get("loss") not in ("", None) else None,
+                q_mean=float(greedy_q.mean()),
+                q_max=float(greedy_q.max()),
+            )
+        )
+    return results
+
+
+def run_gamma(run: Path) -> float:
+    return float(json.loads((Path(run) / "config.json").read_text())["decqn"]["gamma"])
