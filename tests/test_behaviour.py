@@ -353,7 +353,7 @@ def test_diagnose_reports_large_features_and_flags_impossible_q_values(tmp_path)
     out = _run_cli("behaviour", "diagnose", str(run), "--states", "1000").stdout
     assert "5.0% have a feature above 100 and 5.0% above 1000" in out
     assert "4: 5e+04 / 5e+04" in out  # feature 4 listed first, its 99th percentile and max
-    assert "at most 100" in out and out.count("impossible") == 1
+    assert "(at most 100: rewards lie in [0, 1])" in out and out.count("impossible") == 1
     assert "Q-values above 100 from 3,000 env steps" in out and "checked before it is at 2,000" in out
     out = _run_cli("behaviour", "diagnose", str(run), "--steps", "1000,2000").stdout
     assert "impossible" not in out and "diverged" not in out and "2,000" in out

@@ -128,7 +128,7 @@ def diagnose(
         + ", ".join(f"{i}: {q99:.3g} / {top:.3g}" for i, q99, top in scale.largest)
     )
     bound = q_bound(run_gamma(run))
-    table = Table(title=f"greedy Q on the replay states (rewards in [0, 1] allow at most {bound:g})")
+    table = Table(title=f"greedy Q on replay states (at most {bound:g}: rewards lie in [0, 1])")
     for column in ("env steps", "eval return", "TD loss", "Q mean", "Q max", ""):
         table.add_column(column, justify="right")
     results = snapshot_q_values(run, observations, chosen)
