@@ -99,10 +99,42 @@ def test_symlog_observation_transform_squashes_outliers_and_survives_a_snapshot(
     plain.load_state_dict(network.state_dict())
     torch.testing.assert_close(plain(symlog(obs)), network(obs))
 
+    with pytest.raises(ValueError, match="layer_norm='every' is not one of first, all"):
+        apply_overrides(DecQNConfig(), ["layer_norm=every"])
     with pytest.raises(ValueError, match="observation_transform='log' is not one of none, symlog"):
         apply_overrides(DecQNConfig(), ["observation_transform=log"])
     with pytest.raises(ValueError, match="observation_transform='tanh' is not one of none, symlog"):
         DecoupledQNetwork(17, [3, 3], observation_transform="tanh")
+
+
+def test_layer_norm_after_every_hidden_layer_bounds_q_on_extreme_inputs_and_survives_a_snapshot(tmp_path):
+    from spin_bench.datasets.inference import NumpyGreedy
+
+    torch.manual_seed(0)
+    first = DecoupledQNetwork(17, [3, 3], (64, 64))
+    every = DecoupledQNetwork(17, [3, 3], (64, 64), layer_norm="all")
+    assert sum(isinstance(m, torch.nn.LayerNorm) for m in first.torso) == 1
+    assert sum(isinstance(m, torch.nn.LayerNorm) for m in every.torso) == 2
+    assert every.architecture()["layer_norm"] == "all" and "layer_norm" not in first.architecture()
+    # |Q| <= |head weights| * |normalized features| + |bias|, however large the input.
+    with torch.no_grad():
+        every.torso[3].weight.mul_(1e3)  # a second layer whose weights ran away
+        first.torso[3].weight.mul_(1e3)
+    obs = torch.randn(64, 17) * 1e4
+    features = 64**0.5  # a LayerNorm's output (unit gain, zero shift) has norm sqrt(width); ReLU only shrinks it
+
+    def bound(network):
+        return network.head.weight.norm(dim=1).max() * features + network.head.bias.abs().max()
+
+    assert every(obs).abs().max() <= bound(every)
+    assert first(obs).abs().max() > 20 * bound(first)  # with one LayerNorm the runaway layer passes straight through
+
+    save_snapshot(tmp_path / "s.pt", every)
+    loaded = load_behaviour_policy(tmp_path / "s.pt").network
+    torch.testing.assert_close(loaded(obs), every(obs))
+    fast = NumpyGreedy.from_network(loaded)
+    assert fast is not None
+    np.testing.assert_array_equal(np.concatenate([fast(o[None]) for o in obs.numpy()]), loaded(obs).argmax(-1).numpy())
 
 
 def test_replay_ring_buffer_wraps_and_survives_save_load(tmp_path):

@@ -6,12 +6,15 @@ from dataclasses import asdict, dataclass, fields, replace
 
 OBSERVATION_TRANSFORMS = ("none", "symlog")
 """What the network may do to an observation before its first layer."""
+LAYER_NORMS = ("first", "all")
+"""Which hidden layers of the torso are followed by a LayerNorm."""
 
 
-def check_observation_transform(name: str) -> str:
-    if name not in OBSERVATION_TRANSFORMS:
-        raise ValueError(f"observation_transform={name!r} is not one of {', '.join(OBSERVATION_TRANSFORMS)}")
-    return name
+def check_choice(key: str, value: str, allowed: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``allowed``, else a ValueError naming the key, the value and the choices."""
+    if value not in allowed:
+        raise ValueError(f"{key}={value!r} is not one of {', '.join(allowed)}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -19,10 +22,12 @@ class DecQNConfig:
     """DecQN (Seyde et al., 2023): decoupled per-dimension utilities, Q = mean over dimensions."""
 
     hidden: tuple[int, ...] = (256, 256)
-    """Widths of the MLP torso (LayerNorm after the first layer)."""
+    """Widths of the MLP torso."""
+    layer_norm: str = "first"
+    """``first``: a LayerNorm after the first hidden layer only; ``all``: after every hidden layer, which bounds
+    |Q| by the head's weights on any input, so rare states cannot carry runaway values."""
     observation_transform: str = "none"
-    """``none`` or ``symlog`` (sign(x) log(1 + |x|)) on observations before the torso; symlog for dog, whose
-    touch and accelerometer readings reach 8e4."""
+    """``none`` or ``symlog`` (sign(x) log(1 + |x|)) on observations before the torso."""
     learning_rate: float = 3e-4
     """Adam step size."""
     batch_size: int = 256
@@ -59,7 +64,8 @@ class DecQNConfig:
     """Per-dimension epsilon during evaluation (0 = greedy)."""
 
     def __post_init__(self) -> None:
-        check_observation_transform(self.observation_transform)
+        check_choice("layer_norm", self.layer_norm, LAYER_NORMS)
+        check_choice("observation_transform", self.observation_transform, OBSERVATION_TRANSFORMS)
 
     def epsilon(self, env_steps: int) -> float:
         """Exploration probability after ``env_steps`` environment steps."""

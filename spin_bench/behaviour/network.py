@@ -7,21 +7,21 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from spin_bench.behaviour.config import check_observation_transform
+from spin_bench.behaviour.config import LAYER_NORMS, OBSERVATION_TRANSFORMS, check_choice
 
 
 def symlog(x: torch.Tensor) -> torch.Tensor:
     """sign(x) * log(1 + |x|): about x near 0, logarithmic in the tails.
 
-    Dog's touch and accelerometer readings reach 8e4 while most of its 223 features are O(1); fed raw, they
-    dominate the first layer and the Q-values on those states diverged (dog-trot after 1M env steps).
+    Dog's touch and accelerometer readings reach 8e4 while most of its 223 features are O(1).
     """
     return torch.sign(x) * torch.log1p(x.abs())
 
 
 class DecoupledQNetwork(nn.Module):
-    """MLP torso (LayerNorm after the first layer) with a linear head of N x max_m utilities.
+    """MLP torso with a linear head of N x max_m utilities.
 
+    ``layer_norm="first"`` puts a LayerNorm after the first hidden layer, ``"all"`` after every one.
     ``observation_transform="symlog"`` squashes observations with :func:`symlog` before the torso.
 
     Dimensions with fewer bins than ``max_m`` get -inf utilities on the missing bins, so an argmax
@@ -34,9 +34,12 @@ class DecoupledQNetwork(nn.Module):
         nvec: Sequence[int],
         hidden: Sequence[int] = (256, 256),
         observation_transform: str = "none",
+        layer_norm: str = "first",
     ):
         super().__init__()
-        self.observation_transform = check_observation_transform(observation_transform)
+        transform = check_choice("observation_transform", observation_transform, OBSERVATION_TRANSFORMS)
+        self.observation_transform = transform
+        self.layer_norm = check_choice("layer_norm", layer_norm, LAYER_NORMS)
         self.obs_dim = int(obs_dim)
         self.nvec = [int(m) for m in nvec]
         self.hidden = [int(h) for h in hidden]
@@ -45,8 +48,8 @@ class DecoupledQNetwork(nn.Module):
         width = self.obs_dim
         for i, h in enumerate(self.hidden):
             layers.append(nn.Linear(width, h))
-            if i == 0:
-                layers.append(nn.LayerNorm(h))  # keeps unnormalized DMC observations well scaled
+            if i == 0 or layer_norm == "all":
+                layers.append(nn.LayerNorm(h))  # the first keeps unnormalized DMC observations well scaled
             layers.append(nn.ReLU())
             width = h
         self.torso = nn.Sequential(*layers)
@@ -68,6 +71,9 @@ class DecoupledQNetwork(nn.Module):
     def architecture(self) -> dict:
         """Constructor arguments, JSON- and ``weights_only``-safe."""
         architecture = {"obs_dim": self.obs_dim, "nvec": list(self.nvec), "hidden": list(self.hidden)}
-        if self.observation_transform != "none":  # older snapshots have no such key and mean "none"
+        # Older snapshots have neither key, which means the defaults.
+        if self.observation_transform != "none":
             architecture["observation_transform"] = self.observation_transform
+        if self.layer_norm != "first":
+            architecture["layer_norm"] = self.layer_norm
         return architecture

@@ -63,11 +63,15 @@ class DecQNLearner:
 
     def __init__(self, obs_dim: int, nvec: list[int], config: DecQNConfig, device: torch.device):
         self.config, self.device = config, device
-        self.online = DecoupledQNetwork(obs_dim, nvec, config.hidden, config.observation_transform).to(device)
-        self.target = DecoupledQNetwork(obs_dim, nvec, config.hidden, config.observation_transform).to(device)
+        self.online = self._network(obs_dim, nvec).to(device)
+        self.target = self._network(obs_dim, nvec).to(device)
         self.target.load_state_dict(self.online.state_dict())
         self.target.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.learning_rate)
+
+    def _network(self, obs_dim: int, nvec: list[int]) -> DecoupledQNetwork:
+        c = self.config
+        return DecoupledQNetwork(obs_dim, nvec, c.hidden, c.observation_transform, c.layer_norm)
 
     def update(self, batch: dict[str, np.ndarray]) -> float:
         b = {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in batch.items()}

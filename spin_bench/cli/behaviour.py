@@ -148,6 +148,5 @@ def diagnose(
         before = f"; the snapshot checked before it is at {results[first_bad - 1].env_steps:,}" if first_bad else ""
         rprint(
             f"Q-values above {bound:g} from {results[first_bad].env_steps:,} env steps: the critic diverged{before}. "
-            "Export an earlier snapshot with `behaviour export --expert-step`; if large features are reported above, "
-            "train with `--set observation_transform=symlog`."
+            "Export an earlier snapshot with `behaviour export --expert-step`."
         )
