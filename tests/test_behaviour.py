@@ -224,6 +224,7 @@ def test_behaviour_train_cli_writes_curve_snapshots_and_resumes(tmp_path):
     snapshot = load_behaviour_policy(run / rows[-1]["snapshot"])
     assert snapshot.metadata["env_steps"] == 2000 and snapshot.metadata["eval_episodes"] == 2
     assert snapshot.network.observation_transform == "symlog"
+    assert all(0 < abs(float(r["q_max"])) < 100 for r in rows)  # greedy Q on replay states, within what rewards allow
     assert float(rows[-1]["eval_return_mean"]) == pytest.approx(snapshot.metadata["eval_return_mean"], abs=0.01)
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ckpt["state"]["env_steps"] == 2000
@@ -401,7 +402,7 @@ def test_diagnose_reports_large_features_and_flags_impossible_q_values(tmp_path)
     assert result.returncode == 2 and "replay.npz' does not exist" in result.stderr
 
 
-def test_divergence_warning_flags_diverging_td_loss_but_not_a_learning_run():
+def test_divergence_warning_flags_impossible_q_or_diverging_td_loss_but_not_a_learning_run():
     from spin_bench.behaviour.trainer import divergence_warning
 
     def curve(losses):
@@ -417,6 +418,12 @@ def test_divergence_warning_flags_diverging_td_loss_but_not_a_learning_run():
     # ... and, later, exponential growth.
     message = divergence_warning(curve([86.5, 99.7, 186.3, 406.5, 930.7]))
     assert message is not None and "three evaluations in a row" in message
+    # Greedy Q above 1 / (1 - gamma) is flagged at once, however small the loss (dog-trot at 1M env steps).
+    rows = [{"loss": 0.161, "q_max": 30.35}, {"loss": 0.234, "q_max": 416.6}]
+    assert divergence_warning(rows[:1]) is None
+    message = divergence_warning(rows)
+    assert message is not None and "greedy Q reaches 417 on replay states, above the 100 that rewards" in message
+    assert divergence_warning(rows, gamma=0.999) is None  # 1 / (1 - 0.999) = 1000
 
 
 def test_learner_and_replay_checkpoints_restore_exactly(tmp_path):

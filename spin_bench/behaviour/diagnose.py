@@ -86,6 +86,14 @@ def q_bound(gamma: float) -> float:
     return MAX_REWARD / (1.0 - gamma)
 
 
+def greedy_q(network: torch.nn.Module, observations: np.ndarray) -> np.ndarray:
+    """max_a Q(s, a) per state: the mean over dimensions of each dimension's best utility."""
+    device = next(network.parameters()).device
+    with torch.no_grad():
+        x = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=device)
+        return network(x).max(dim=-1).values.mean(dim=-1).cpu().numpy()
+
+
 def snapshot_q_values(run: Path, observations: np.ndarray, steps: list[int] | None = None) -> list[SnapshotQ]:
     """Greedy Q statistics of the run's snapshots (all of them, or those at ``steps`` env steps)."""
     with open(Path(run) / "curve.csv", newline="") as f:
@@ -96,21 +104,17 @@ def snapshot_q_values(run: Path, observations: np.ndarray, steps: list[int] | No
     missing = [s for s in steps if s not in by_step]
     if missing:
         raise ValueError(f"no snapshot at {missing[0]:,} env steps; the run has {min(by_step):,} to {max(by_step):,}")
-    x = torch.from_numpy(np.ascontiguousarray(observations, dtype=np.float32))
     results = []
     for step in steps:
         row = by_step[step]
-        network = load_behaviour_policy(Path(run) / row["snapshot"]).network
-        with torch.no_grad():
-            # Q(s, greedy a) = mean over dimensions of each dimension's best utility.
-            greedy_q = network(x).max(dim=-1).values.mean(dim=-1)
+        q = greedy_q(load_behaviour_policy(Path(run) / row["snapshot"]).network, observations)
         results.append(
             SnapshotQ(
                 env_steps=step,
                 eval_return=float(row["eval_return_mean"]),
                 loss=float(row["loss"]) if row.get("loss") not in ("", None) else None,
-                q_mean=float(greedy_q.mean()),
-                q_max=float(greedy_q.max()),
+                q_mean=float(q.mean()),
+                q_max=float(q.max()),
             )
         )
     return results

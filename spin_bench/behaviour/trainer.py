@@ -27,18 +27,22 @@ import torch.nn.functional as F
 from spin_bench._device import resolve_device
 from spin_bench._io import atomic_torch_save, atomic_write_text
 from spin_bench.behaviour.config import DecQNConfig
+from spin_bench.behaviour.diagnose import greedy_q, q_bound
 from spin_bench.behaviour.network import DecoupledQNetwork
 from spin_bench.behaviour.policy import save_snapshot
 from spin_bench.behaviour.replay import NStepReplay
 from spin_bench.behaviour.workers import WorkerPool, WorkerSpec
 
 EVAL_SEED_BASE = 1_000_000
+Q_PROBE_STATES = 4096
+"""Replay states on which each evaluation measures the greedy Q-values (curve.csv's q_max)."""
 CURVE_FIELDS = (
     "env_steps",
     "updates",
     "wall_seconds",
     "epsilon",
     "loss",
+    "q_max",
     "train_return",
     "eval_return_mean",
     "eval_return_std",
@@ -243,6 +247,9 @@ def run_training(
                     eval_epsilon=config.eval_epsilon,
                 )
                 learner.online.to(torch_device)
+                # Its own random stream: probing must not change the training's replay samples.
+                probe = replay.sample(Q_PROBE_STATES, np.random.default_rng([seed, 3, state.env_steps]))
+                q_max = float(greedy_q(learner.online, probe["observations"]).max())
                 state.wall_seconds = time.perf_counter() - started
                 row = {
                     "env_steps": state.env_steps,
@@ -250,6 +257,7 @@ def run_training(
                     "wall_seconds": round(state.wall_seconds, 1),
                     "epsilon": round(epsilon, 4),
                     "loss": round(float(np.mean(losses)), 6) if losses else "",
+                    "q_max": float(f"{q_max:.4g}"),
                     "train_return": round(float(np.mean(recent_returns)), 2) if recent_returns else "",
                     "eval_return_mean": round(float(returns.mean()), 2),
                     "eval_return_std": round(float(returns.std()), 2),
@@ -267,10 +275,11 @@ def run_training(
                 loss_text = f"{row['loss']:.3g}" if row["loss"] != "" else "-"
                 log(
                     f"{task} step {state.env_steps:>9,}  updates {state.updates:>8,}  "
-                    f"eval {returns.mean():7.1f} +- {returns.std():5.1f}  loss {loss_text}  eps {epsilon:.3f}  "
+                    f"eval {returns.mean():7.1f} +- {returns.std():5.1f}  loss {loss_text}  Q max {q_max:.3g}  "
+                    f"eps {epsilon:.3f}  "
                     f"{sps:,.0f} env steps/s  {state.wall_seconds / 60:.1f} min"
                 )
-                warning = divergence_warning(state.curve)
+                warning = divergence_warning(state.curve, config.gamma)
                 if warning:
                     log(f"warning: {task}: {warning}")
     finally:
@@ -287,13 +296,22 @@ DIVERGENCE_GROWTH = 1.5
 """So is a loss that grew by this factor or more in each of the last three intervals."""
 
 
-def divergence_warning(curve: list[dict]) -> str | None:
-    """A warning when the TD loss of the last evaluation interval looks like a diverging Q-function, else None.
+def divergence_warning(curve: list[dict], gamma: float = 0.99) -> str | None:
+    """A warning when the last evaluation looks like a diverging Q-function, else None.
 
-    A healthy loss grows with the Q-values as the agent improves; a diverging one jumps by an order of magnitude and
-    then grows exponentially (dog-trot at 1M env steps: 0.16 -> 3.3 -> 8.5 -> 21, later doubling every interval),
-    while the greedy return may still look fine.
+    First, the greedy Q-values on replay states (``q_max``): rewards in [0, 1] cannot give more than
+    1 / (1 - gamma), so a larger value is divergence, not optimism; it shows first (dog-trot: Q max 30 at 975k env
+    steps, 417 at 1M, while the loss only reached 0.23). Then the TD loss: a healthy one grows with the Q-values as
+    the agent improves; a diverging one jumps by an order of magnitude and then grows exponentially (dog-trot:
+    0.16 -> 3.3 -> 8.5 -> 21 after 1M, later doubling every interval), while the greedy return may still look fine.
     """
+    q_max = curve[-1].get("q_max") if curve else None
+    if q_max not in ("", None) and float(q_max) > q_bound(gamma):
+        return (
+            f"greedy Q reaches {float(q_max):.3g} on replay states, above the {q_bound(gamma):g} that rewards in "
+            "[0, 1] allow: the Q-function is diverging; export a snapshot from before it "
+            "(behaviour export --expert-step)"
+        )
     losses = [float(row["loss"]) for row in curve if row.get("loss") not in ("", None)]
     if len(losses) < 2 or losses[-1] < DIVERGENCE_MIN_LOSS:
         return None
@@ -306,7 +324,10 @@ def divergence_warning(curve: list[dict]) -> str | None:
         why = "at least 1.5x the one before, three evaluations in a row"
     else:
         return None
-    return f"TD loss {last:.3g} is {why}: the Q-function may be diverging; export a snapshot from before it"
+    return (
+        f"TD loss {last:.3g} is {why}: the Q-function may be diverging; export a snapshot from before it "
+        "(behaviour export --expert-step)"
+    )
 
 
 class TrainingInterrupted(KeyboardInterrupt):
