@@ -2,7 +2,7 @@
 
 Two questions, each answered from files the trainer already writes:
 - Are some observation features orders of magnitude larger than the rest (``replay.npz``)? Fed raw, they
-  dominate the first layer (dog: touch and accelerometer readings up to 8e4 among O(1) joint angles).
+  dominate the first layer (dog: foot-force, touch and accelerometer readings up to 8e4 among O(1) joint angles).
 - Are the snapshots' greedy Q-values possible (``snapshots/``)? DM Control rewards lie in [0, 1], so no
   discounted return exceeds 1 / (1 - gamma); a Q-value above that bound is divergence, not optimism.
 """

@@ -13,7 +13,7 @@ from spin_bench.behaviour.config import LAYER_NORMS, OBSERVATION_TRANSFORMS, che
 def symlog(x: torch.Tensor) -> torch.Tensor:
     """sign(x) * log(1 + |x|): about x near 0, logarithmic in the tails.
 
-    Dog's touch and accelerometer readings reach 8e4 while most of its 223 features are O(1).
+    Dog's foot-force, touch and accelerometer readings reach 8e4 while most of its 223 features are O(1).
     """
     return torch.sign(x) * torch.log1p(x.abs())
 
