@@ -78,7 +78,7 @@ def main() -> None:
     config = apply_overrides(DecQNConfig(), args.overrides)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    ratio = DecQNConfig().updates_per_step
+    ratio = config.updates_per_step
     print(f"torch {torch.__version__}, {args.threads} thread(s), device {device}, updates_per_step {ratio}")
     if args.overrides:
         print("learner with " + ", ".join(args.overrides))

@@ -23,6 +23,8 @@ LARGE_FEATURE = 100.0
 """A feature whose absolute value passes this is reported as large (DMC features are mostly O(1))."""
 MAX_REWARD = 1.0
 """DM Control's per-step rewards lie in [0, 1]."""
+SPREAD_SNAPSHOTS = 12
+"""Snapshots checked when none are named: evenly spread over the run, first and last included."""
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,14 @@ def greedy_q(network: torch.nn.Module, observations: np.ndarray) -> np.ndarray:
 
 
 def snapshot_q_values(run: Path, observations: np.ndarray, steps: list[int] | None = None) -> list[SnapshotQ]:
-    """Greedy Q statistics of the run's snapshots (all of them, or those at ``steps`` env steps)."""
+    """Greedy Q statistics of the run's snapshots: those at ``steps`` env steps, or up to 12 spread over the run."""
     with open(Path(run) / "curve.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     by_step = {int(row["env_steps"]): row for row in rows}
     if steps is None:
-        steps = sorted(by_step)
+        available = sorted(by_step)
+        picks = np.linspace(0, len(available) - 1, num=min(SPREAD_SNAPSHOTS, len(available))).round().astype(int)
+        steps = [available[i] for i in np.unique(picks)]
     missing = [s for s in steps if s not in by_step]
     if missing:
         raise ValueError(f"no snapshot at {missing[0]:,} env steps; the run has {min(by_step):,} to {max(by_step):,}")

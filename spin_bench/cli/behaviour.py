@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 app = typer.Typer(no_args_is_help=True)
@@ -90,8 +89,6 @@ def diagnose(
 
     DM Control rewards lie in [0, 1], so a greedy Q-value above 1 / (1 - gamma) is divergence, not optimism.
     """
-    import csv
-
     from rich import print as rprint
     from rich.table import Table
 
@@ -106,12 +103,8 @@ def diagnose(
 
     if states < 1:
         raise ValueError(f"--states {states} must be >= 1")
-    if steps is None:
-        with open(run / "curve.csv", newline="") as f:
-            available = [int(row["env_steps"]) for row in csv.DictReader(f)]
-        picks = np.unique(np.linspace(0, len(available) - 1, num=min(12, len(available))).round().astype(int))
-        chosen = [available[i] for i in picks]
-    else:
+    chosen = None  # up to 12, spread over the run
+    if steps is not None:
         try:
             chosen = [int(s.replace("_", "")) for s in steps.split(",")]
         except ValueError:
