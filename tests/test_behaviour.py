@@ -263,6 +263,49 @@ def test_a_stop_signal_checkpoints_between_chunks_and_the_same_command_resumes(t
     assert torch.load(run / "checkpoint.pt", weights_only=True)["state"]["env_steps"] == stopped_at + 500
 
 
+def test_a_kill_between_replay_and_checkpoint_resumes_from_the_matching_pair(tmp_path, monkeypatch):
+    from spin_bench.behaviour import trainer
+
+    run = tmp_path / "run"
+    config = DecQNConfig(hidden=(32, 32), learning_starts=500, eval_interval=1000, eval_episodes=2,
+                         chunk_steps=250, replay_size=10000)  # fmt: skip
+    save_checkpoint, threads = trainer._save_checkpoint, torch.get_num_threads()
+
+    class Killed(Exception):
+        pass
+
+    def killed_at_2000(path, learner, rng, state, replay_file):
+        if state.env_steps == 2000:  # the curve row and replay_000002000.npz are written; the checkpoint is not
+            raise Killed
+        save_checkpoint(path, learner, rng, state, replay_file)
+
+    monkeypatch.setattr(trainer, "_save_checkpoint", killed_at_2000)
+    try:
+        with pytest.raises(Killed):
+            trainer.run_training("finger-spin", 3000, out=run, workers=1, config=config, log=lambda _: None)
+        assert sorted(p.name for p in run.glob("replay*")) == ["replay_000001000.npz", "replay_000002000.npz"]
+        assert [int(r["env_steps"]) for r in _curve(run)] == [1000, 2000]
+        with np.load(run / "replay_000001000.npz") as data:
+            size_at_1000 = len(data["returns"])
+        (run / "replay_000002000.npz.tmp.npz").write_bytes(b"cut off")  # what a kill inside np.savez leaves
+
+        monkeypatch.setattr(trainer, "_save_checkpoint", save_checkpoint)
+        messages = []
+        trainer.run_training("finger-spin", 3000, out=run, workers=1, config=config, log=messages.append)
+    finally:
+        torch.set_num_threads(threads)
+    resumed = next(m for m in messages if m.startswith("resumed"))
+    assert "at 1,000 env steps" in resumed and resumed.endswith(f"replay {size_at_1000:,}")
+    assert "dropped 1 curve row(s) past the checkpoint" in "\n".join(messages)
+    assert [int(r["env_steps"]) for r in _curve(run)] == [1000, 2000, 3000]  # 2,000 trained again, logged once
+    assert [p.name for p in run.glob("replay*")] == ["replay_000003000.npz"]
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["replay_file"] == "replay_000003000.npz"
+    with np.load(run / "replay_000003000.npz") as data:
+        # One transition per env step, less the n-step tails still pending at the chunk ends; resuming with the
+        # later replay would hold about 4,000.
+        assert 2990 <= len(data["returns"]) <= 3000
+
+
 def test_sigint_ignored_at_launch_stays_ignored_and_sigterm_still_stops(tmp_path):
     # A training started with `&` by a script: the shell made SIGINT ignored; a job scheduler's SIGTERM still works.
     run = tmp_path / "run"
@@ -399,7 +442,7 @@ def test_diagnose_reports_large_features_and_flags_impossible_q_values(tmp_path)
         assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     (run / "replay.npz").unlink()
     result = _run_cli("behaviour", "diagnose", str(run), check=False)
-    assert result.returncode == 2 and "replay.npz' does not exist" in result.stderr
+    assert result.returncode == 2 and "holds no replay*.npz: diagnose needs a behaviour run folder" in result.stderr
 
 
 def test_divergence_warning_flags_impossible_q_or_diverging_td_loss_but_not_a_learning_run():

@@ -1,7 +1,7 @@
 """Why did a behaviour run stall or diverge? Observation scale and Q-value scale, read from a run folder.
 
 Two questions, each answered from files the trainer already writes:
-- Are some observation features orders of magnitude larger than the rest (``replay.npz``)? Fed raw, they
+- Are some observation features orders of magnitude larger than the rest (the run's replay)? Fed raw, they
   dominate the first layer (dog: foot-force, touch and accelerometer readings up to 8e4 among O(1) joint angles).
 - Are the snapshots' greedy Q-values possible (``snapshots/``)? DM Control rewards lie in [0, 1], so no
   discounted return exceeds 1 / (1 - gamma); a Q-value above that bound is divergence, not optimism.
@@ -58,9 +58,11 @@ class SnapshotQ:
 
 
 def sample_replay_observations(run: Path, states: int, seed: int = 0) -> np.ndarray:
-    replay = Path(run) / "replay.npz"
-    if not replay.exists():
-        raise ValueError(f"{str(replay)!r} does not exist: diagnose needs a behaviour run folder and its replay")
+    # The newest committed replay (replay_<steps>.npz; replay.npz in older runs), never a half-written .tmp.npz.
+    replays = sorted(p for p in Path(run).glob("replay*.npz") if not p.name.endswith(".tmp.npz"))
+    if not replays:
+        raise ValueError(f"{str(run)!r} holds no replay*.npz: diagnose needs a behaviour run folder and its replay")
+    replay = replays[-1]
     with np.load(replay) as data:
         observations = data["observations"]
     if len(observations) == 0:

@@ -5,7 +5,12 @@ Run folder layout (``runs/behaviour/<task>-bins<M>-seed<S>/`` by default):
     curve.csv             one row per evaluation (env steps, updates, wall seconds, returns)
     snapshots/step_*.pt   weights-only policy snapshots, one per evaluation
     checkpoint.pt         resume state: networks, optimizer, counters, RNG states (weights-only safe)
-    replay.npz            the replay buffer, so a resumed run continues exactly where it stopped
+    replay_<steps>.npz    the replay buffer at the checkpoint's env steps, named by the checkpoint
+
+A checkpoint is committed in an order that survives a kill at any point (sessions end abruptly): the curve and
+the replay are written first, under names a resume can tell apart, then ``checkpoint.pt`` (atomic) names its
+replay, and only then is the previous replay deleted. A resume therefore always finds the replay that matches its
+checkpoint, and drops curve rows written after it.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from spin_bench.behaviour.workers import WorkerPool, WorkerSpec
 EVAL_SEED_BASE = 1_000_000
 Q_PROBE_STATES = 4096
 """Replay states on which each evaluation measures the greedy Q-values (curve.csv's q_max)."""
+LEGACY_REPLAY_FILE = "replay.npz"
+"""The replay of runs checkpointed before checkpoints named their replay file (still resumable)."""
 CURVE_FIELDS = (
     "env_steps",
     "updates",
@@ -179,8 +186,17 @@ def run_training(
         torch.set_rng_state(ckpt["torch_rng"])
         state = TrainState(**{k: ckpt["state"][k] for k in ("env_steps", "updates", "wall_seconds", "next_eval")})
         state.curve = _read_curve(out / "curve.csv")
-        if (out / "replay.npz").exists():
-            replay.load(out / "replay.npz")
+        ahead = [row for row in state.curve if int(row["env_steps"]) > state.env_steps]
+        if ahead:
+            # Written by a save that was killed before its checkpoint: those steps are trained again.
+            state.curve = state.curve[: len(state.curve) - len(ahead)]
+            log(f"dropped {len(ahead)} curve row(s) past the checkpoint (a save was cut off before it committed)")
+        replay_path = out / ckpt.get("replay_file", LEGACY_REPLAY_FILE)
+        if replay_path.exists():
+            replay.load(replay_path)
+        elif "replay_file" in ckpt:
+            raise ValueError(f"{out} is missing {replay_path.name}, the replay its checkpoint.pt was saved with")
+        _remove_stale_replays(out, keep=replay_path.name)
         log(f"resumed {out} at {state.env_steps:,} env steps, {state.updates:,} updates, replay {replay.size:,}")
         if state.env_steps >= env_steps:
             log(f"already trained for {state.env_steps:,} >= {env_steps:,} env steps")
@@ -206,8 +222,7 @@ def run_training(
         while state.env_steps < env_steps:
             if stop.signal_name is not None:
                 # Between chunks the replay, learner and counters agree: checkpoint exactly here.
-                _save_checkpoint(checkpoint_path, learner, rng, state)
-                replay.save(out / "replay.npz")
+                _commit_checkpoint(out, learner, rng, state, replay)
                 log(
                     f"{stop.signal_name}: checkpointed {out} at {state.env_steps:,} env steps; "
                     "run the same command again to resume"
@@ -269,8 +284,7 @@ def run_training(
                 while state.next_eval <= state.env_steps:
                     state.next_eval += config.eval_interval
                 _write_curve(out / "curve.csv", state.curve)
-                _save_checkpoint(checkpoint_path, learner, rng, state)
-                replay.save(out / "replay.npz")
+                _commit_checkpoint(out, learner, rng, state, replay)
                 sps = state.env_steps / max(state.wall_seconds, 1e-9)
                 loss_text = f"{row['loss']:.3g}" if row["loss"] != "" else "-"
                 log(
@@ -376,8 +390,28 @@ def _restore_learner(learner: DecQNLearner, ckpt: dict) -> None:
     learner.optimizer.load_state_dict(ckpt["optimizer"])
 
 
-def _save_checkpoint(path: Path, learner: DecQNLearner, rng: np.random.Generator, state: TrainState) -> None:
+def _commit_checkpoint(
+    out: Path, learner: DecQNLearner, rng: np.random.Generator, state: TrainState, replay: NStepReplay
+) -> None:
+    """Replay first, then the checkpoint that names it, then the old replay: a kill anywhere leaves a matching pair."""
+    replay_file = f"replay_{state.env_steps:09d}.npz"
+    replay.save(out / replay_file)
+    _save_checkpoint(out / "checkpoint.pt", learner, rng, state, replay_file)
+    _remove_stale_replays(out, keep=replay_file)
+
+
+def _remove_stale_replays(out: Path, keep: str) -> None:
+    """Replays other than the checkpoint's, and the temporary files of saves that were killed (each up to ~2 GB)."""
+    for path in [*out.glob("replay_*.npz"), *out.glob("replay*.tmp.npz"), out / LEGACY_REPLAY_FILE]:
+        if path.name != keep:
+            path.unlink(missing_ok=True)
+
+
+def _save_checkpoint(
+    path: Path, learner: DecQNLearner, rng: np.random.Generator, state: TrainState, replay_file: str
+) -> None:
     payload = {
+        "replay_file": replay_file,
         "online": learner.online.state_dict(),
         "target": learner.target.state_dict(),
         "optimizer": learner.optimizer.state_dict(),
