@@ -1,17 +1,19 @@
 """Where the behaviour trainer's time goes: the DecQN learner against the simulator, per benchmark task shape.
 
 Usage: python benchmarks/behaviour_train.py [--tasks cheetah-run quadruped-walk humanoid-stand dog-trot]
-       [--updates 300] [--sim-steps 3000] [--threads 1] [--device cpu] [--set layer_norm=all ...]
+       [--updates 300] [--sim-steps 3000] [--threads 1] [--device cpu] [--bins 3] [--base key=value ...]
+       [--set matmul_precision=medium ...]
 
-learner: ``DecQNLearner.update`` (double-Q n-step update, Adam, Polyak) at the default config (256-256, batch 256)
-on random batches of the task's shapes, after a warm-up; torch threads as given (the trainer gives the learner the
-cores its workers leave: 1 of 2 here).
+learner: ``DecQNLearner.update`` (double-Q n-step update, Adam, Polyak) at the default config
+(256-256, batch 256; ``--base`` and ``--set`` change it) on random batches of the task's shapes, after a warm-up;
+torch threads as given (the trainer gives the learner the cores its workers leave: 1 of 2 here).
 sim: one env (``gymnasium.make`` of ``SPIN/<task>-disc-v0``) stepped with uniform random actions on one core, the
 raw simulation a worker does between policy calls.
 The trainer overlaps the two (workers collect while the learner updates), so at ``updates_per_step`` u its env steps/s
 per worker are at most min(sim, learner / u): the "bound" column says which one limits it.
-With ``--set key=value`` the learner runs with those hyperparameters, and the default learner is measured alongside,
-interleaved, as the reference ("vs default": the speed ratio).
+With ``--set key=value`` the learner runs with those hyperparameters, and the reference learner (the default config,
+or ``--base key=value`` applied to it; ``--base`` also applies to the measured learner) is measured alongside,
+interleaved ("vs ref": the speed ratio). ``--bins`` sets the bins per action dimension (the bins study: 10, 30).
 """
 
 from __future__ import annotations
@@ -28,8 +30,18 @@ from spin_bench.behaviour.trainer import DecQNLearner
 
 
 def learner_rate(config: DecQNConfig, obs_dim: int, nvec: list[int], updates: int, device: torch.device) -> float:
-    """Updates/s of a DecQN learner on random batches of this shape."""
+    """Updates/s of a DecQN learner on random batches of this shape, at the config's matmul precision."""
     learner = DecQNLearner(obs_dim, nvec, config, device)
+    default_precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(config.matmul_precision)  # as run_training sets it for its learner
+    try:
+        return _timed_updates(learner, obs_dim, nvec, updates)
+    finally:
+        torch.set_float32_matmul_precision(default_precision)
+
+
+def _timed_updates(learner: DecQNLearner, obs_dim: int, nvec: list[int], updates: int) -> float:
+    config = learner.config
     rng = np.random.default_rng(0)
     b, n = config.batch_size, len(nvec)
     batch = {
@@ -73,16 +85,20 @@ def main() -> None:
     parser.add_argument("--sim-steps", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--bins", type=int, default=3)
+    parser.add_argument("--base", action="append", default=[], help="key=value for both learners, repeatable")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="key=value, repeatable")
     args = parser.parse_args()
-    config = apply_overrides(DecQNConfig(), args.overrides)
+    base = apply_overrides(DecQNConfig(), args.base)
+    config = apply_overrides(base, args.overrides)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     ratio = config.updates_per_step
     print(f"torch {torch.__version__}, {args.threads} thread(s), device {device}, updates_per_step {ratio}")
+    print(f"{args.bins} bins per action dimension" + "".join(f", {item}" for item in args.base))
     if args.overrides:
-        print("learner with " + ", ".join(args.overrides))
-    reference = f"{'vs default':>12}" if args.overrides else ""
+        print("learner with " + ", ".join(args.overrides) + " against the same learner without")
+    reference = f"{'vs ref':>12}" if args.overrides else ""
     header = f"{'task':<16}{'obs':>5}{'N':>4}{'learner upd/s':>15}{reference}{'sim steps/s':>13}{'cap steps/s':>13}"
     header += "  bound"
     print(header)
@@ -91,12 +107,12 @@ def main() -> None:
         if args.overrides:
             # Interleaved halves, so a load change on the machine hits both learners alike.
             half = max(1, args.updates // 2)
-            order = (config, DecQNConfig(), config, DecQNConfig())
-            rates = [learner_rate(c, obs_dim, [3] * n, half, device) for c in order]
-            updates, default = (rates[0] + rates[2]) / 2, (rates[1] + rates[3]) / 2
-            versus = f"{updates / default:>11.2f}x"
+            order = (config, base, config, base)
+            rates = [learner_rate(c, obs_dim, [args.bins] * n, half, device) for c in order]
+            updates, reference_rate = (rates[0] + rates[2]) / 2, (rates[1] + rates[3]) / 2
+            versus = f"{updates / reference_rate:>11.2f}x"
         else:
-            updates, versus = learner_rate(config, obs_dim, [3] * n, args.updates, device), ""
+            updates, versus = learner_rate(config, obs_dim, [args.bins] * n, args.updates, device), ""
         cap = min(sim, updates / ratio)
         bound = f"learner ({sim / (updates / ratio):.1f}x slower than sim)" if updates / ratio < sim else "sim"
         print(f"{task:<16}{obs_dim:>5}{n:>4}{updates:>15,.0f}{versus}{sim:>13,.0f}{cap:>13,.0f}  {bound}")

@@ -342,6 +342,31 @@ def test_behaviour_cli_rejects_bad_input_in_one_line(tmp_path):
     )
     assert out.returncode == 2 and "learner_threads=-1 must be >= 0" in out.stderr
     assert not (tmp_path / "y").exists()
+    out = _run_cli("behaviour", "train", "--task", "cheetah-run", "--set", "matmul_precision=low", check=False)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "matmul_precision='low' is not one of highest, high, medium" in out.stderr
+
+
+def test_matmul_precision_applies_to_the_learner_updates_only_while_training(tmp_path, monkeypatch):
+    from spin_bench.behaviour import trainer
+
+    seen, update, threads = set(), trainer.DecQNLearner.update, torch.get_num_threads()
+
+    def recording_update(self, batch):
+        seen.add(torch.get_float32_matmul_precision())
+        return update(self, batch)
+
+    monkeypatch.setattr(trainer.DecQNLearner, "update", recording_update)
+    config = DecQNConfig(hidden=(32, 32), learning_starts=500, eval_interval=1000, eval_episodes=1,
+                         chunk_steps=250, replay_size=10000, matmul_precision="medium")  # fmt: skip
+    try:
+        trainer.run_training("finger-spin", 1000, out=tmp_path / "run", workers=1, config=config, log=lambda _: None)
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == {"medium"}
+    assert torch.get_float32_matmul_precision() == "highest"  # restored for whatever runs next in the process
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["decqn"]
+    assert recorded["matmul_precision"] == "medium"
 
 
 def test_export_picks_final_as_expert_and_half_return_as_medium(tmp_path):

@@ -8,6 +8,8 @@ OBSERVATION_TRANSFORMS = ("none", "symlog")
 """What the network may do to an observation before its first layer."""
 LAYER_NORMS = ("first", "all")
 """Which hidden layers of the torso are followed by a LayerNorm."""
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+"""torch.set_float32_matmul_precision's levels, for the learner's float32 matrix products."""
 
 
 def check_choice(key: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -28,6 +30,11 @@ class DecQNConfig:
     |Q| by the head's weights on any input, so rare states cannot carry runaway values."""
     observation_transform: str = "none"
     """``none`` or ``symlog`` (sign(x) log(1 + |x|)) on observations before the torso."""
+    matmul_precision: str = "highest"
+    """The learner's float32 matmul precision (``torch.set_float32_matmul_precision``). ``highest``: true float32.
+    ``medium``: bfloat16 inputs with float32 accumulation where the hardware has it (AMX or AVX512-BF16 CPUs,
+    through oneDNN; CUDA), which makes the learner faster and changes its rounding. Rollouts, evaluations,
+    snapshots and dataset builds stay float32."""
     learning_rate: float = 3e-4
     """Adam step size."""
     batch_size: int = 256
@@ -66,6 +73,7 @@ class DecQNConfig:
     def __post_init__(self) -> None:
         check_choice("layer_norm", self.layer_norm, LAYER_NORMS)
         check_choice("observation_transform", self.observation_transform, OBSERVATION_TRANSFORMS)
+        check_choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
 
     def epsilon(self, env_steps: int) -> float:
         """Exploration probability after ``env_steps`` environment steps."""

@@ -216,7 +216,9 @@ def run_training(
     recent_returns: list[float] = []
     started = time.perf_counter() - state.wall_seconds
     stop = _StopRequest()
+    default_precision = torch.get_float32_matmul_precision()
     try:
+        torch.set_float32_matmul_precision(config.matmul_precision)  # the learner's; spawned workers keep float32
         stop.install()
         pool.set_weights(learner.cpu_weights())
         while state.env_steps < env_steps:
@@ -299,6 +301,7 @@ def run_training(
     finally:
         stop.restore()
         pool.close()
+        torch.set_float32_matmul_precision(default_precision)
     return out
 
 
