@@ -443,7 +443,8 @@ def test_diagnose_reports_large_features_and_flags_impossible_q_values(tmp_path)
                 "next_observations": observations, "discounts": np.full(1000, 0.99)})  # fmt: skip
     replay.save(run / "replay.npz")
     rows = ["env_steps,loss,eval_return_mean,eval_return_std,eval_episodes,snapshot"]
-    for step, bias in [(1000, 5.0), (2000, 20.0), (3000, 400.0)]:  # the last critic claims Q = 400 > 1 / (1 - 0.99)
+    # The last critic claims Q = 400, well above 1 / (1 - 0.99); the one before it slightly above (overestimation).
+    for step, bias in [(1000, 5.0), (2000, 104.0), (3000, 400.0)]:
         network = DecoupledQNetwork(9, [3, 3], (32, 32))
         torch.nn.init.zeros_(network.head.weight)
         torch.nn.init.constant_(network.head.bias, bias)
@@ -454,10 +455,13 @@ def test_diagnose_reports_large_features_and_flags_impossible_q_values(tmp_path)
     out = _run_cli("behaviour", "diagnose", str(run), "--states", "1000").stdout
     assert "5.0% have a feature above 100 and 5.0% above 1000" in out
     assert "4: 5e+04 / 5e+04" in out  # feature 4 listed first, its 99th percentile and max
-    assert "(at most 100: rewards lie in [0, 1])" in out and out.count("impossible") == 1
-    assert "Q-values above 100 from 3,000 env steps" in out and "checked before it is at 2,000" in out
+    assert "greedy Q on replay states (true values <= 100)" in out
+    assert out.count("diverged") == 2 and out.count("above bound") == 1  # the row marks and the verdict line
+    assert "Q-values over 1.25x 100 from 3,000 env steps" in out and "checked before it is at 2,000" in out
     out = _run_cli("behaviour", "diagnose", str(run), "--steps", "1000,2000").stdout
-    assert "impossible" not in out and "diverged" not in out and "2,000" in out
+    assert "diverged" not in out and "2,000" in out and "ordinary overestimation" in out
+    out = _run_cli("behaviour", "diagnose", str(run), "--steps", "1000").stdout
+    assert "diverged" not in out and "above bound" not in out and "overestimation" not in out
 
     bad = [(["--steps", "1500"], "no snapshot at 1,500 env steps; the run has 1,000 to 3,000"),
            (["--steps", "10k"], "--steps '10k' must be comma-separated integers"),
@@ -486,12 +490,28 @@ def test_divergence_warning_flags_impossible_q_or_diverging_td_loss_but_not_a_le
     # ... and, later, exponential growth.
     message = divergence_warning(curve([86.5, 99.7, 186.3, 406.5, 930.7]))
     assert message is not None and "three evaluations in a row" in message
-    # Greedy Q above 1 / (1 - gamma) is flagged at once, however small the loss (dog-trot at 1M env steps).
+    # Greedy Q well above 1 / (1 - gamma) is flagged at once, however small the loss (dog-trot at 1M env steps).
     rows = [{"loss": 0.161, "q_max": 30.35}, {"loss": 0.234, "q_max": 416.6}]
     assert divergence_warning(rows[:1]) is None
     message = divergence_warning(rows)
-    assert message is not None and "greedy Q reaches 417 on replay states, above the 100 that rewards" in message
+    assert message is not None and "greedy Q reaches 417 on replay states, over 1.25x the 100 that rewards" in message
     assert divergence_warning(rows, gamma=0.999) is None  # 1 / (1 - 0.999) = 1000
+    # A little above the bound is a near-perfect critic's overestimation (walker-walk, eval 930-955), not divergence.
+    assert divergence_warning([{"loss": 1.04, "q_max": 104.8}]) is None
+    assert divergence_warning([{"loss": 0.02, "q_max": 143}]) is not None  # dog-trot, 10 bins, 100k env steps
+
+
+@pytest.mark.parametrize(("target_clip", "loss"), [("none", 485.0), ("bound", 99.5)])
+def test_target_clip_bounds_the_td_target_by_what_rewards_allow(target_clip, loss):
+    learner = DecQNLearner(4, [3, 3], DecQNConfig(hidden=(8,), target_clip=target_clip), torch.device("cpu"))
+    for network, value in ((learner.online, 0.0), (learner.target, 500.0)):  # online Q = 0; a runaway target: 500
+        torch.nn.init.zeros_(network.head.weight)
+        torch.nn.init.constant_(network.head.bias, value)
+    batch = {"observations": np.zeros((2, 4), np.float32), "actions": np.zeros((2, 2), np.int8),
+             "returns": np.full(2, 0.5, np.float32), "next_observations": np.zeros((2, 4), np.float32),
+             "discounts": np.full(2, 0.97, np.float32)}  # fmt: skip
+    # Huber(delta=1) of 0.5 + 0.97 * 500 = 485.5 unclipped, of 100 = 1 / (1 - 0.99) clipped.
+    assert learner.update(batch) == pytest.approx(loss)
 
 
 def test_learner_and_replay_checkpoints_restore_exactly(tmp_path):

@@ -4,7 +4,8 @@ Two questions, each answered from files the trainer already writes:
 - Are some observation features orders of magnitude larger than the rest (the run's replay)? Fed raw, they
   dominate the first layer (dog: foot-force, touch and accelerometer readings up to 8e4 among O(1) joint angles).
 - Are the snapshots' greedy Q-values possible (``snapshots/``)? DM Control rewards lie in [0, 1], so no
-  discounted return exceeds 1 / (1 - gamma); a Q-value above that bound is divergence, not optimism.
+  discounted return exceeds 1 / (1 - gamma). A few percent above it is the ordinary overestimation of a critic
+  near the bound (walker-walk's healthy run: 105); well above it is divergence, not optimism.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ LARGE_FEATURE = 100.0
 """A feature whose absolute value passes this is reported as large (DMC features are mostly O(1))."""
 MAX_REWARD = 1.0
 """DM Control's per-step rewards lie in [0, 1]."""
+DIVERGED_Q_FACTOR = 1.25
+"""Greedy Q above this multiple of 1 / (1 - gamma) counts as divergence: walker-walk's healthy 3-bin run (eval 930-955,
+true values near 95) peaks at 105, while dog-trot's diverging run went 30 -> 417 -> 5,520 in two evaluations."""
 SPREAD_SNAPSHOTS = 12
 """Snapshots checked when none are named: evenly spread over the run, first and last included."""
 
@@ -88,6 +92,11 @@ def observation_scale(observations: np.ndarray) -> ObservationScale:
 def q_bound(gamma: float) -> float:
     """The largest discounted return possible with rewards in [0, 1]."""
     return MAX_REWARD / (1.0 - gamma)
+
+
+def diverged_q(gamma: float) -> float:
+    """The greedy Q-value above which a critic is diverging (:data:`DIVERGED_Q_FACTOR` times the bound)."""
+    return DIVERGED_Q_FACTOR * q_bound(gamma)
 
 
 def greedy_q(network: torch.nn.Module, observations: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from spin_bench._device import resolve_device
 from spin_bench._io import atomic_torch_save, atomic_write_text
 from spin_bench.behaviour.config import DecQNConfig
-from spin_bench.behaviour.diagnose import greedy_q, q_bound
+from spin_bench.behaviour.diagnose import DIVERGED_Q_FACTOR, diverged_q, greedy_q, q_bound
 from spin_bench.behaviour.network import DecoupledQNetwork
 from spin_bench.behaviour.policy import save_snapshot
 from spin_bench.behaviour.replay import NStepReplay
@@ -93,6 +93,8 @@ class DecQNLearner:
             next_actions = self.online(b["next_observations"]).argmax(dim=-1, keepdim=True)
             next_q = self.target(b["next_observations"]).gather(2, next_actions).squeeze(-1).mean(dim=1)
             target = b["returns"] + b["discounts"] * next_q
+            if self.config.target_clip == "bound":
+                target = target.clamp(0.0, q_bound(self.config.gamma))
         loss = F.huber_loss(q, target, delta=self.config.huber_delta)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -317,16 +319,17 @@ def divergence_warning(curve: list[dict], gamma: float = 0.99) -> str | None:
     """A warning when the last evaluation looks like a diverging Q-function, else None.
 
     First, the greedy Q-values on replay states (``q_max``): rewards in [0, 1] cannot give more than
-    1 / (1 - gamma), so a larger value is divergence, not optimism; it shows first (dog-trot: Q max 30 at 975k env
-    steps, 417 at 1M, while the loss only reached 0.23). Then the TD loss: a healthy one grows with the Q-values as
-    the agent improves; a diverging one jumps by an order of magnitude and then grows exponentially (dog-trot:
-    0.16 -> 3.3 -> 8.5 -> 21 after 1M, later doubling every interval), while the greedy return may still look fine.
+    1 / (1 - gamma), so a value well above it (``DIVERGED_Q_FACTOR`` times) is divergence, not optimism; it shows
+    first (dog-trot: Q max 30 at 975k env steps, 417 at 1M, while the loss only reached 0.23). Then the TD loss: a
+    healthy one grows with the Q-values as the agent improves; a diverging one jumps by an order of magnitude and
+    then grows exponentially (dog-trot: 0.16 -> 3.3 -> 8.5 -> 21 after 1M, later doubling every interval), while the
+    greedy return may still look fine.
     """
     q_max = curve[-1].get("q_max") if curve else None
-    if q_max not in ("", None) and float(q_max) > q_bound(gamma):
+    if q_max not in ("", None) and float(q_max) > diverged_q(gamma):
         return (
-            f"greedy Q reaches {float(q_max):.3g} on replay states, above the {q_bound(gamma):g} that rewards in "
-            "[0, 1] allow: the Q-function is diverging; export a snapshot from before it "
+            f"greedy Q reaches {float(q_max):.3g} on replay states, over {DIVERGED_Q_FACTOR:g}x the {q_bound(gamma):g} "
+            "that rewards in [0, 1] allow: the Q-function is diverging; export a snapshot from before it "
             "(behaviour export --expert-step)"
         )
     losses = [float(row["loss"]) for row in curve if row.get("loss") not in ("", None)]

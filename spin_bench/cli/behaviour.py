@@ -87,13 +87,15 @@ def diagnose(
 ) -> None:
     """Observation scale and the snapshots' greedy Q-values: is a stalled or diverging run's input or critic to blame?
 
-    DM Control rewards lie in [0, 1], so a greedy Q-value above 1 / (1 - gamma) is divergence, not optimism.
+    DM Control rewards lie in [0, 1], so a greedy Q-value well above 1 / (1 - gamma) is divergence, not optimism.
     """
     from rich import print as rprint
     from rich.table import Table
 
     from spin_bench.behaviour.diagnose import (
+        DIVERGED_Q_FACTOR,
         LARGE_FEATURE,
+        diverged_q,
         observation_scale,
         q_bound,
         run_gamma,
@@ -120,26 +122,31 @@ def diagnose(
         "largest features (index: 99th percentile / max of |x|): "
         + ", ".join(f"{i}: {q99:.3g} / {top:.3g}" for i, q99, top in scale.largest)
     )
-    bound = q_bound(run_gamma(run))
-    table = Table(title=f"greedy Q on replay states (at most {bound:g}: rewards lie in [0, 1])")
+    gamma = run_gamma(run)
+    bound, diverged = q_bound(gamma), diverged_q(gamma)
+    table = Table(title=f"greedy Q on replay states (true values <= {bound:g})")  # rewards lie in [0, 1]
     for column in ("env steps", "eval return", "TD loss", "Q mean", "Q max", ""):
         table.add_column(column, justify="right")
     results = snapshot_q_values(run, observations, chosen)
     for r in results:
-        impossible = r.q_max > bound
         table.add_row(
             f"{r.env_steps:,}",
             f"{r.eval_return:.1f}",
             "-" if r.loss is None else f"{r.loss:.3g}",
             f"{r.q_mean:.3g}",
             f"{r.q_max:.3g}",
-            "[red]impossible[/red]" if impossible else "",
+            "[red]diverged[/red]" if r.q_max > diverged else "[yellow]above bound[/yellow]" if r.q_max > bound else "",
         )
     rprint(table)
-    first_bad = next((i for i, r in enumerate(results) if r.q_max > bound), None)
+    first_bad = next((i for i, r in enumerate(results) if r.q_max > diverged), None)
     if first_bad is not None:
         before = f"; the snapshot checked before it is at {results[first_bad - 1].env_steps:,}" if first_bad else ""
         rprint(
-            f"Q-values above {bound:g} from {results[first_bad].env_steps:,} env steps: the critic diverged{before}. "
-            "Export an earlier snapshot with `behaviour export --expert-step`."
+            f"Q-values over {DIVERGED_Q_FACTOR:g}x {bound:g} from {results[first_bad].env_steps:,} env steps: "
+            f"the critic diverged{before}. Export an earlier snapshot with `behaviour export --expert-step`."
+        )
+    elif any(r.q_max > bound for r in results):
+        rprint(
+            f"Q-values a little above {bound:g} (at most {DIVERGED_Q_FACTOR:g}x): the ordinary overestimation of a "
+            "critic whose true values are near the bound, not divergence."
         )
