@@ -542,7 +542,7 @@ def test_learner_and_replay_checkpoints_restore_exactly(tmp_path):
     learner = DecQNLearner(5, [3, 3, 3], config, torch.device("cpu"))
     for _ in range(20):
         learner.update(replay.sample(64, rng))
-    _save_checkpoint(tmp_path / "checkpoint.pt", learner, rng, TrainState(env_steps=1))
+    _save_checkpoint(tmp_path / "checkpoint.pt", learner, rng, TrainState(env_steps=1), "replay.npz")
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     resumed = DecQNLearner(5, [3, 3, 3], config, torch.device("cpu"))
     _restore_learner(resumed, ckpt)
