@@ -550,3 +550,34 @@ def test_learner_and_replay_checkpoints_restore_exactly(tmp_path):
     assert [learner.update(batch) for _ in range(5)] == [resumed.update(batch) for _ in range(5)]
     for a, b in zip(learner.target.parameters(), resumed.target.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_status_lists_each_run_against_its_catalog_target(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    for name, task, bins, decqn, rows in [
+        ("finger-spin-bins3-seed0", "finger-spin", 3, {}, [(1000, 60.0, 100.0, 5.0), (2000, 120.0, 300.0, 20.0)]),
+        ("dog-trot-bins10-seed0", "dog-trot", 10, {"layer_norm": "all"}, [(25000, 100.0, 6.4, 660.0)]),
+        ("cheetah-run-bins7-seed0", "cheetah-run", 7, {}, [(5000, 10.0, 1.5, "")]),  # no catalog entry, no q_max
+    ]:
+        (root / name).mkdir(parents=True)
+        config = {"task": task, "bins": bins, "seed": 0, "decqn": {**DecQNConfig().to_dict(), **decqn}}
+        (root / name / "config.json").write_text(json.dumps(config))
+        lines = ["env_steps,wall_seconds,q_max,eval_return_mean"]
+        lines += [f"{step},{seconds},{q_max},{ret}" for step, seconds, ret, q_max in rows]
+        (root / name / "curve.csv").write_text("\n".join(lines) + "\n")
+    (root / "not-a-run").mkdir()
+
+    monkeypatch.setenv("COLUMNS", "200")  # one line per run
+    out = _run_cli("behaviour", "status", str(root))
+    lines = {line.split()[0]: line for line in out.stdout.splitlines() if "-seed0" in line}
+    assert sorted(lines) == ["cheetah-run-bins7-seed0", "dog-trot-bins10-seed0", "finger-spin-bins3-seed0"]
+    # finger-spin: best 300 at 2,000 env steps, 41% of its 725.6 target; 1,000 env steps in 60 s.
+    assert "2,000" in lines["finger-spin-bins3-seed0"] and "300.0 (0.002M)" in lines["finger-spin-bins3-seed0"]
+    assert "726 (41%)" in lines["finger-spin-bins3-seed0"] and " 17 " in lines["finger-spin-bins3-seed0"]
+    assert "660 diverged" in lines["dog-trot-bins10-seed0"] and "626 (1%)" in lines["dog-trot-bins10-seed0"]
+    assert "layer_norm=all" in lines["dog-trot-bins10-seed0"]
+    assert lines["cheetah-run-bins7-seed0"].split()[5:8] == ["–", "–", "–"]  # no target, no Q max, one evaluation
+
+    assert "no behaviour runs in" in _run_cli("behaviour", "status", str(tmp_path)).stdout
+    missing = _run_cli("behaviour", "status", str(tmp_path / "nowhere"), check=False)
+    assert missing.returncode == 2 and "is not a folder of behaviour runs" in missing.stderr

@@ -10,7 +10,6 @@ Two questions, each answered from files the trainer already writes:
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spin_bench.behaviour.curve import read_curve
 from spin_bench.behaviour.policy import load_behaviour_policy
 
 LARGE_FEATURE = 100.0
@@ -109,8 +109,9 @@ def greedy_q(network: torch.nn.Module, observations: np.ndarray) -> np.ndarray:
 
 def snapshot_q_values(run: Path, observations: np.ndarray, steps: list[int] | None = None) -> list[SnapshotQ]:
     """Greedy Q statistics of the run's snapshots: those at ``steps`` env steps, or up to 12 spread over the run."""
-    with open(Path(run) / "curve.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_curve(Path(run) / "curve.csv")
+    if not rows:
+        raise ValueError(f"{str(run)!r} has no evaluations in curve.csv yet")
     by_step = {int(row["env_steps"]): row for row in rows}
     if steps is None:
         available = sorted(by_step)

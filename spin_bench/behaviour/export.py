@@ -7,7 +7,6 @@ the exact training command travel with them.
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from spin_bench._io import atomic_write_json
 from spin_bench.behaviour.config import DecQNConfig
+from spin_bench.behaviour.curve import read_curve
 from spin_bench.behaviour.policy import sha256_file
 
 
@@ -49,19 +49,23 @@ def select_snapshots(curve: list[dict], expert_step: int | None = None) -> Selec
     return Selection(expert=expert, medium=medium)
 
 
-def training_command(config: dict, env_steps: int) -> str:
-    """The ``behaviour train`` command of a run up to ``env_steps``, with its non-default hyperparameters."""
+def nondefault_overrides(decqn: dict) -> list[str]:
+    """``key=value`` for each DecQN hyperparameter of a run's config that differs from today's default."""
     defaults = DecQNConfig().to_dict()
-    overrides = [
-        f"--set {key}={','.join(map(str, value)) if isinstance(value, list) else value}"
-        for key, value in config["decqn"].items()
+    return [
+        f"{key}={','.join(map(str, value)) if isinstance(value, list) else value}"
+        for key, value in decqn.items()
         if key in defaults and value != defaults[key]
     ]
+
+
+def training_command(config: dict, env_steps: int) -> str:
+    """The ``behaviour train`` command of a run up to ``env_steps``, with its non-default hyperparameters."""
     return " ".join(
         [
             f"spin-bench behaviour train --task {config['task']} --bins {config['bins']} --seed {config['seed']}",
             f"--env-steps {env_steps}",
-            *overrides,
+            *(f"--set {item}" for item in nondefault_overrides(config["decqn"])),
         ]
     )
 
@@ -75,8 +79,7 @@ def export_snapshots(run: str | Path, dest: str | Path, expert_step: int | None 
     curve_path = run / "curve.csv"
     if not curve_path.exists():
         raise ValueError(f"{str(run)!r} is not a behaviour run folder (no curve.csv)")
-    with open(curve_path, newline="") as f:
-        curve = list(csv.DictReader(f))
+    curve = read_curve(curve_path)
     chosen = select_snapshots(curve, expert_step)
     config = json.loads((run / "config.json").read_text())
     dest.mkdir(parents=True, exist_ok=True)

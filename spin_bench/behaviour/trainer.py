@@ -15,8 +15,6 @@ checkpoint, and drops curve rows written after it.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import signal
@@ -32,6 +30,7 @@ import torch.nn.functional as F
 from spin_bench._device import resolve_device
 from spin_bench._io import atomic_torch_save, atomic_write_text
 from spin_bench.behaviour.config import DecQNConfig
+from spin_bench.behaviour.curve import read_curve, write_curve
 from spin_bench.behaviour.diagnose import DIVERGED_Q_FACTOR, diverged_q, greedy_q, q_bound
 from spin_bench.behaviour.network import DecoupledQNetwork
 from spin_bench.behaviour.policy import save_snapshot
@@ -43,19 +42,6 @@ Q_PROBE_STATES = 4096
 """Replay states on which each evaluation measures the greedy Q-values (curve.csv's q_max)."""
 LEGACY_REPLAY_FILE = "replay.npz"
 """The replay of runs checkpointed before checkpoints named their replay file (still resumable)."""
-CURVE_FIELDS = (
-    "env_steps",
-    "updates",
-    "wall_seconds",
-    "epsilon",
-    "loss",
-    "q_max",
-    "train_return",
-    "eval_return_mean",
-    "eval_return_std",
-    "eval_episodes",
-    "snapshot",
-)
 
 
 @dataclass
@@ -187,7 +173,7 @@ def run_training(
         rng.bit_generator.state = ckpt["numpy_rng"]
         torch.set_rng_state(ckpt["torch_rng"])
         state = TrainState(**{k: ckpt["state"][k] for k in ("env_steps", "updates", "wall_seconds", "next_eval")})
-        state.curve = _read_curve(out / "curve.csv")
+        state.curve = read_curve(out / "curve.csv")
         ahead = [row for row in state.curve if int(row["env_steps"]) > state.env_steps]
         if ahead:
             # Written by a save that was killed before its checkpoint: those steps are trained again.
@@ -287,7 +273,7 @@ def run_training(
                 losses = []
                 while state.next_eval <= state.env_steps:
                     state.next_eval += config.eval_interval
-                _write_curve(out / "curve.csv", state.curve)
+                write_curve(out / "curve.csv", state.curve)
                 _commit_checkpoint(out, learner, rng, state, replay)
                 sps = state.env_steps / max(state.wall_seconds, 1e-9)
                 loss_text = f"{row['loss']:.3g}" if row["loss"] != "" else "-"
@@ -431,18 +417,3 @@ def _save_checkpoint(
         },
     }
     atomic_torch_save(path, payload)
-
-
-def _write_curve(path: Path, rows: list[dict]) -> None:
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=CURVE_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, text.getvalue())
-
-
-def _read_curve(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))

@@ -150,3 +150,44 @@ def diagnose(
             f"Q-values a little above {bound:g} (at most {DIVERGED_Q_FACTOR:g}x): the ordinary overestimation of a "
             "critic whose true values are near the bound, not divergence."
         )
+
+
+@app.command("status")
+def status(
+    root: Annotated[Path, typer.Argument(help="The folder holding the run folders.")] = Path("runs/behaviour"),
+) -> None:
+    """Every run's progress, best return and critic scale, against the catalog's expert target.
+
+    Returns are the runs' 10-episode evaluations; "target (best)" shows the best as a share of the target, which
+    the exported expert's 100-episode reference must reach.
+    """
+    from rich import print as rprint
+    from rich.table import Table
+
+    from spin_bench.behaviour.status import catalog_targets, run_statuses
+
+    statuses = run_statuses(root, catalog_targets())
+    if not statuses:
+        rprint(f"no behaviour runs in {root} (folders with config.json and at least one evaluation in curve.csv)")
+        return
+    table = Table(title=f"behaviour runs in {root}", box=None)
+    for column, justify in [("run", "left"), ("env steps", "right"), ("eval", "right"), ("best (at)", "right"),
+                            ("target (best)", "right"), ("Q max", "right"), ("steps/s", "right"), ("hours", "right"),
+                            ("settings", "left")]:  # fmt: skip
+        table.add_column(column, justify=justify, overflow="fold")
+    for s in statuses:
+        # A 10-episode evaluation: the catalog's 100-episode reference decides whether an exported expert meets it.
+        target = "–" if s.target is None else f"{s.target:.0f} ({s.best_eval / s.target:.0%})"
+        q_max = "–" if s.q_max is None else f"{s.q_max:.3g}" + (" [red]diverged[/red]" if s.diverged else "")
+        table.add_row(
+            s.run.name,
+            f"{s.env_steps:,}",
+            f"{s.last_eval:.1f}",
+            f"{s.best_eval:.1f} ({s.best_step / 1e6:.3g}M)",
+            target,
+            q_max,
+            "–" if s.recent_steps_per_second is None else f"{s.recent_steps_per_second:.0f}",
+            f"{s.hours:.1f}",
+            " ".join(s.settings),
+        )
+    rprint(table)
