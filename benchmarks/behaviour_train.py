@@ -26,18 +26,14 @@ import torch
 
 import spin_bench
 from spin_bench.behaviour.config import DecQNConfig, apply_overrides
-from spin_bench.behaviour.trainer import DecQNLearner
+from spin_bench.behaviour.trainer import DecQNLearner, learner_matmul_precision
 
 
 def learner_rate(config: DecQNConfig, obs_dim: int, nvec: list[int], updates: int, device: torch.device) -> float:
     """Updates/s of a DecQN learner on random batches of this shape, at the config's matmul precision."""
     learner = DecQNLearner(obs_dim, nvec, config, device)
-    default_precision = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision(config.matmul_precision)  # as run_training sets it for its learner
-    try:
+    with learner_matmul_precision(config):  # as run_training sets it for its learner
         return _timed_updates(learner, obs_dim, nvec, updates)
-    finally:
-        torch.set_float32_matmul_precision(default_precision)
 
 
 def _timed_updates(learner: DecQNLearner, obs_dim: int, nvec: list[int], updates: int) -> float:

@@ -33,6 +33,12 @@ def read_curve(path: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def logged_value(row: dict, key: str) -> float | None:
+    """A row's optional number (``loss``, ``q_max``) as a float, or None where it was not logged ("" or no column)."""
+    value = row.get(key)
+    return None if value in ("", None) else float(value)
+
+
 def write_curve(path: str | Path, rows: list[dict]) -> None:
     """Write all rows atomically (the file is small; a resume re-reads it)."""
     text = io.StringIO()

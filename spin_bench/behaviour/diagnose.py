@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spin_bench.behaviour.curve import read_curve
+from spin_bench.behaviour.curve import logged_value, read_curve
 from spin_bench.behaviour.policy import load_behaviour_policy
 
 LARGE_FEATURE = 100.0
@@ -128,7 +128,7 @@ def snapshot_q_values(run: Path, observations: np.ndarray, steps: list[int] | No
             SnapshotQ(
                 env_steps=step,
                 eval_return=float(row["eval_return_mean"]),
-                loss=float(row["loss"]) if row.get("loss") not in ("", None) else None,
+                loss=logged_value(row, "loss"),
                 q_mean=float(q.mean()),
                 q_max=float(q.max()),
             )

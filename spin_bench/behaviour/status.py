@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from spin_bench.behaviour.curve import read_curve
+from spin_bench.behaviour.curve import logged_value, read_curve
 from spin_bench.behaviour.diagnose import diverged_q
 from spin_bench.behaviour.export import nondefault_overrides
 
@@ -57,7 +57,7 @@ def run_status(run: Path, targets: dict[tuple[str, int], float | None]) -> RunSt
     evals = [float(row["eval_return_mean"]) for row in rows]
     best = max(range(len(rows)), key=evals.__getitem__)
     last = rows[-1]
-    q_max = float(last["q_max"]) if last.get("q_max") not in ("", None) else None
+    q_max = logged_value(last, "q_max")
     recent = None
     if len(rows) > 1:
         steps = int(last["env_steps"]) - int(rows[-2]["env_steps"])

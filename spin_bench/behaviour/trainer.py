@@ -20,6 +20,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +32,7 @@ import torch.nn.functional as F
 from spin_bench._device import resolve_device
 from spin_bench._io import atomic_torch_save, atomic_write_text
 from spin_bench.behaviour.config import DecQNConfig
-from spin_bench.behaviour.curve import read_curve, write_curve
+from spin_bench.behaviour.curve import logged_value, read_curve, write_curve
 from spin_bench.behaviour.diagnose import DIVERGED_Q_FACTOR, diverged_q, greedy_q, q_bound
 from spin_bench.behaviour.network import DecoupledQNetwork
 from spin_bench.behaviour.policy import save_snapshot
@@ -204,92 +206,90 @@ def run_training(
     recent_returns: list[float] = []
     started = time.perf_counter() - state.wall_seconds
     stop = _StopRequest()
-    default_precision = torch.get_float32_matmul_precision()
-    try:
-        torch.set_float32_matmul_precision(config.matmul_precision)  # the learner's; spawned workers keep float32
-        stop.install()
-        pool.set_weights(learner.cpu_weights())
-        while state.env_steps < env_steps:
-            if stop.signal_name is not None:
-                # Between chunks the replay, learner and counters agree: checkpoint exactly here.
-                _commit_checkpoint(out, learner, rng, state, replay)
-                log(
-                    f"{stop.signal_name}: checkpointed {out} at {state.env_steps:,} env steps; "
-                    "run the same command again to resume"
-                )
-                raise TrainingInterrupted(out, state.env_steps)
-            epsilon = config.epsilon(state.env_steps)
-            steps = min(config.chunk_steps, -(-(env_steps - state.env_steps) // len(pool)))
-            pool.start_collect(steps, epsilon)
-            # Learn while the workers collect: the replay ratio is kept per chunk.
-            if replay.size >= config.learning_starts:
-                target_updates = int((state.env_steps - config.learning_starts) * config.updates_per_step)
-                for _ in range(max(0, target_updates - state.updates)):
-                    losses.append(learner.update(replay.sample(config.batch_size, rng)))
-                    state.updates += 1
-            chunks, collected, finished = pool.finish_collect()
-            for chunk in chunks:
-                replay.add(chunk)
-            state.env_steps += collected
-            recent_returns = (recent_returns + finished)[-20:]
+    with learner_matmul_precision(config):  # the learner's only: spawned workers keep float32
+        try:
+            stop.install()
             pool.set_weights(learner.cpu_weights())
-            state.wall_seconds = time.perf_counter() - started
-
-            if state.env_steps >= state.next_eval or state.env_steps >= env_steps:
-                seeds = [EVAL_SEED_BASE + k for k in range(config.eval_episodes)]
-                returns = np.asarray(pool.evaluate(seeds, config.eval_epsilon))
-                snapshot = out / "snapshots" / f"step_{state.env_steps:09d}.pt"
-                save_snapshot(
-                    snapshot,
-                    learner.online.cpu(),
-                    task=task,
-                    bins=bins,
-                    seed=seed,
-                    env_steps=state.env_steps,
-                    eval_return_mean=float(returns.mean()),
-                    eval_return_std=float(returns.std()),
-                    eval_episodes=len(returns),
-                    eval_epsilon=config.eval_epsilon,
-                )
-                learner.online.to(torch_device)
-                # Its own random stream: probing must not change the training's replay samples.
-                probe = replay.sample(Q_PROBE_STATES, np.random.default_rng([seed, 3, state.env_steps]))
-                q_max = float(greedy_q(learner.online, probe["observations"]).max())
+            while state.env_steps < env_steps:
+                if stop.signal_name is not None:
+                    # Between chunks the replay, learner and counters agree: checkpoint exactly here.
+                    _commit_checkpoint(out, learner, rng, state, replay)
+                    log(
+                        f"{stop.signal_name}: checkpointed {out} at {state.env_steps:,} env steps; "
+                        "run the same command again to resume"
+                    )
+                    raise TrainingInterrupted(out, state.env_steps)
+                epsilon = config.epsilon(state.env_steps)
+                steps = min(config.chunk_steps, -(-(env_steps - state.env_steps) // len(pool)))
+                pool.start_collect(steps, epsilon)
+                # Learn while the workers collect: the replay ratio is kept per chunk.
+                if replay.size >= config.learning_starts:
+                    target_updates = int((state.env_steps - config.learning_starts) * config.updates_per_step)
+                    for _ in range(max(0, target_updates - state.updates)):
+                        losses.append(learner.update(replay.sample(config.batch_size, rng)))
+                        state.updates += 1
+                chunks, collected, finished = pool.finish_collect()
+                for chunk in chunks:
+                    replay.add(chunk)
+                state.env_steps += collected
+                recent_returns = (recent_returns + finished)[-20:]
+                pool.set_weights(learner.cpu_weights())
                 state.wall_seconds = time.perf_counter() - started
-                row = {
-                    "env_steps": state.env_steps,
-                    "updates": state.updates,
-                    "wall_seconds": round(state.wall_seconds, 1),
-                    "epsilon": round(epsilon, 4),
-                    "loss": round(float(np.mean(losses)), 6) if losses else "",
-                    "q_max": float(f"{q_max:.4g}"),
-                    "train_return": round(float(np.mean(recent_returns)), 2) if recent_returns else "",
-                    "eval_return_mean": round(float(returns.mean()), 2),
-                    "eval_return_std": round(float(returns.std()), 2),
-                    "eval_episodes": len(returns),
-                    "snapshot": snapshot.relative_to(out).as_posix(),
-                }
-                state.curve.append(row)
-                losses = []
-                while state.next_eval <= state.env_steps:
-                    state.next_eval += config.eval_interval
-                write_curve(out / "curve.csv", state.curve)
-                _commit_checkpoint(out, learner, rng, state, replay)
-                sps = state.env_steps / max(state.wall_seconds, 1e-9)
-                loss_text = f"{row['loss']:.3g}" if row["loss"] != "" else "-"
-                log(
-                    f"{task} step {state.env_steps:>9,}  updates {state.updates:>8,}  "
-                    f"eval {returns.mean():7.1f} +- {returns.std():5.1f}  loss {loss_text}  Q max {q_max:.3g}  "
-                    f"eps {epsilon:.3f}  "
-                    f"{sps:,.0f} env steps/s  {state.wall_seconds / 60:.1f} min"
-                )
-                warning = divergence_warning(state.curve, config.gamma)
-                if warning:
-                    log(f"warning: {task}: {warning}")
-    finally:
-        stop.restore()
-        pool.close()
-        torch.set_float32_matmul_precision(default_precision)
+
+                if state.env_steps >= state.next_eval or state.env_steps >= env_steps:
+                    seeds = [EVAL_SEED_BASE + k for k in range(config.eval_episodes)]
+                    returns = np.asarray(pool.evaluate(seeds, config.eval_epsilon))
+                    snapshot = out / "snapshots" / f"step_{state.env_steps:09d}.pt"
+                    save_snapshot(
+                        snapshot,
+                        learner.online.cpu(),
+                        task=task,
+                        bins=bins,
+                        seed=seed,
+                        env_steps=state.env_steps,
+                        eval_return_mean=float(returns.mean()),
+                        eval_return_std=float(returns.std()),
+                        eval_episodes=len(returns),
+                        eval_epsilon=config.eval_epsilon,
+                    )
+                    learner.online.to(torch_device)
+                    # Its own random stream: probing must not change the training's replay samples.
+                    probe = replay.sample(Q_PROBE_STATES, np.random.default_rng([seed, 3, state.env_steps]))
+                    q_max = float(greedy_q(learner.online, probe["observations"]).max())
+                    state.wall_seconds = time.perf_counter() - started
+                    row = {
+                        "env_steps": state.env_steps,
+                        "updates": state.updates,
+                        "wall_seconds": round(state.wall_seconds, 1),
+                        "epsilon": round(epsilon, 4),
+                        "loss": round(float(np.mean(losses)), 6) if losses else "",
+                        "q_max": float(f"{q_max:.4g}"),
+                        "train_return": round(float(np.mean(recent_returns)), 2) if recent_returns else "",
+                        "eval_return_mean": round(float(returns.mean()), 2),
+                        "eval_return_std": round(float(returns.std()), 2),
+                        "eval_episodes": len(returns),
+                        "snapshot": snapshot.relative_to(out).as_posix(),
+                    }
+                    state.curve.append(row)
+                    losses = []
+                    while state.next_eval <= state.env_steps:
+                        state.next_eval += config.eval_interval
+                    write_curve(out / "curve.csv", state.curve)
+                    _commit_checkpoint(out, learner, rng, state, replay)
+                    sps = state.env_steps / max(state.wall_seconds, 1e-9)
+                    loss_text = f"{row['loss']:.3g}" if row["loss"] != "" else "-"
+                    log(
+                        f"{task} step {state.env_steps:>9,}  updates {state.updates:>8,}  "
+                        f"eval {returns.mean():7.1f} +- {returns.std():5.1f}  loss {loss_text}  Q max {q_max:.3g}  "
+                        f"eps {epsilon:.3f}  "
+                        f"{sps:,.0f} env steps/s  {state.wall_seconds / 60:.1f} min"
+                    )
+                    warning = divergence_warning(state.curve, config.gamma)
+                    if warning:
+                        log(f"warning: {task}: {warning}")
+        finally:
+            stop.restore()
+            pool.close()
     return out
 
 
@@ -299,6 +299,17 @@ DIVERGENCE_JUMP = 10.0
 """A loss this many times the lowest of the previous three evaluation intervals is flagged."""
 DIVERGENCE_GROWTH = 1.5
 """So is a loss that grew by this factor or more in each of the last three intervals."""
+
+
+@contextmanager
+def learner_matmul_precision(config: DecQNConfig) -> Iterator[None]:
+    """The config's float32 matmul precision for this process while the block runs, then the previous one."""
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(config.matmul_precision)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
 def divergence_warning(curve: list[dict], gamma: float = 0.99) -> str | None:
@@ -311,14 +322,14 @@ def divergence_warning(curve: list[dict], gamma: float = 0.99) -> str | None:
     then grows exponentially (dog-trot: 0.16 -> 3.3 -> 8.5 -> 21 after 1M, later doubling every interval), while the
     greedy return may still look fine.
     """
-    q_max = curve[-1].get("q_max") if curve else None
-    if q_max not in ("", None) and float(q_max) > diverged_q(gamma):
+    q_max = logged_value(curve[-1], "q_max") if curve else None
+    if q_max is not None and q_max > diverged_q(gamma):
         return (
-            f"greedy Q reaches {float(q_max):.3g} on replay states, over {DIVERGED_Q_FACTOR:g}x the {q_bound(gamma):g} "
+            f"greedy Q reaches {q_max:.3g} on replay states, over {DIVERGED_Q_FACTOR:g}x the {q_bound(gamma):g} "
             "that rewards in [0, 1] allow: the Q-function is diverging; export a snapshot from before it "
             "(behaviour export --expert-step)"
         )
-    losses = [float(row["loss"]) for row in curve if row.get("loss") not in ("", None)]
+    losses = [loss for loss in (logged_value(row, "loss") for row in curve) if loss is not None]
     if len(losses) < 2 or losses[-1] < DIVERGENCE_MIN_LOSS:
         return None
     last, previous = losses[-1], losses[-4:-1]
