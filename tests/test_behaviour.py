@@ -443,13 +443,15 @@ def test_diagnose_reports_large_features_and_flags_impossible_q_values(tmp_path)
                 "next_observations": observations, "discounts": np.full(1000, 0.99)})  # fmt: skip
     replay.save(run / "replay.npz")
     rows = ["env_steps,loss,eval_return_mean,eval_return_std,eval_episodes,snapshot"]
-    # The last critic claims Q = 400, well above 1 / (1 - 0.99); the one before it slightly above (overestimation).
-    for step, bias in [(1000, 5.0), (2000, 104.0), (3000, 400.0)]:
+    # (step, constant greedy Q, eval return): Q = 400 is well above 1 / (1 - 0.99); 104 slightly above it, for a
+    # policy worth (1000 / 1000) / 0.01 = 100 (ordinary overestimation); 60 for a policy worth 4 (15x: overestimated).
+    snapshots = [(1000, 5.0, 50.0), (2000, 104.0, 1000.0), (3000, 400.0, 1000.0), (4000, 60.0, 40.0)]
+    for step, bias, eval_return in snapshots:
         network = DecoupledQNetwork(9, [3, 3], (32, 32))
         torch.nn.init.zeros_(network.head.weight)
         torch.nn.init.constant_(network.head.bias, bias)
         save_snapshot(run / f"snapshots/step_{step}.pt", network, env_steps=step)
-        rows.append(f"{step},0.1,{bias},1.0,10,snapshots/step_{step}.pt")
+        rows.append(f"{step},0.1,{eval_return},1.0,10,snapshots/step_{step}.pt")
     (run / "curve.csv").write_text("\n".join(rows) + "\n")
 
     out = _run_cli("behaviour", "diagnose", str(run), "--states", "1000").stdout
@@ -457,13 +459,19 @@ def test_diagnose_reports_large_features_and_flags_impossible_q_values(tmp_path)
     assert "4: 5e+04 / 5e+04" in out  # feature 4 listed first, its 99th percentile and max
     assert "greedy Q on replay states (true values <= 100)" in out
     assert out.count("diverged") == 2 and out.count("above bound") == 1  # the row marks and the verdict line
+    assert out.count("overestimated 15x") == 1  # 60 / 4, the 4,000-step row
     assert "Q-values over 1.25x 100 from 3,000 env steps" in out and "checked before it is at 2,000" in out
     out = _run_cli("behaviour", "diagnose", str(run), "--steps", "1000,2000").stdout
-    assert "diverged" not in out and "2,000" in out and "ordinary overestimation" in out
+    assert "diverged" not in out and "2,000" in out and "ordinary overestimation" in out and "overestimated" not in out
     out = _run_cli("behaviour", "diagnose", str(run), "--steps", "1000").stdout
-    assert "diverged" not in out and "above bound" not in out and "overestimation" not in out
+    assert "diverged" not in out and "above bound" not in out and "overestimat" not in out
+    assert "│ 5 │ 5 │" in " ".join(out.split())  # Q mean 5 beside the 5 an eval return of 50 implies
+    out = _run_cli("behaviour", "diagnose", str(run), "--steps", "1000,4000").stdout
+    assert "Q mean 15x the value the eval return implies at 4,000 env steps" in out and "diverged" not in out
+    out = _run_cli("behaviour", "diagnose", str(run), "--steps", "4000,1000").stdout
+    assert "overestimated 15x" in out and "Q mean 15x" not in out  # the verdict reads the latest snapshot given
 
-    bad = [(["--steps", "1500"], "no snapshot at 1,500 env steps; the run has 1,000 to 3,000"),
+    bad = [(["--steps", "1500"], "no snapshot at 1,500 env steps; the run has 1,000 to 4,000"),
            (["--steps", "10k"], "--steps '10k' must be comma-separated integers"),
            (["--states", "0"], "--states 0 must be >= 1")]  # fmt: skip
     for args, message in bad:

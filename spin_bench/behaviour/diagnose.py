@@ -6,6 +6,10 @@ Two questions, each answered from files the trainer already writes:
 - Are the snapshots' greedy Q-values possible (``snapshots/``)? DM Control rewards lie in [0, 1], so no
   discounted return exceeds 1 / (1 - gamma). A few percent above it is the ordinary overestimation of a critic
   near the bound (walker-walk's healthy run: 105); well above it is divergence, not optimism.
+- Are they plausible for the policy's return? A policy that earns R per 1000-step episode earns R / 1000 per step,
+  worth (R / 1000) / (1 - gamma) discounted (the trainer bootstraps through time limits). Healthy critics sit at
+  0.8-3x that value; a critic far above it learns from its own noise, bounded or not (dog-trot at 30 bins: Q mean
+  82 for a policy worth 0.8).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 
 from spin_bench.behaviour.curve import logged_value, read_curve
 from spin_bench.behaviour.policy import load_behaviour_policy
+from spin_bench.envs import EPISODE_STEPS
 
 LARGE_FEATURE = 100.0
 """A feature whose absolute value passes this is reported as large (DMC features are mostly O(1))."""
@@ -27,6 +32,14 @@ MAX_REWARD = 1.0
 DIVERGED_Q_FACTOR = 1.25
 """Greedy Q above this multiple of 1 / (1 - gamma) counts as divergence: walker-walk's healthy 3-bin run (eval 930-955,
 true values near 95) peaks at 105, while dog-trot's diverging run went 30 -> 417 -> 5,520 in two evaluations."""
+OVERESTIMATED_FACTOR = 5.0
+"""Q mean above this multiple of the value the eval return implies counts as overestimated. Healthy 3-bin runs
+measure 0.8-3x once past 50k env steps (walker-walk 0.93 at eval 930, dog-trot 1.5-2.2, quadruped-walk 1.6-2.5,
+fish-swim up to 2.9), though a first snapshot, a few thousand updates old, can reach 4-31x; dog-trot at 30 bins,
+stalled, measures 26-96x throughout."""
+IMPLIED_VALUE_FLOOR = 1.0
+"""Values implied by evals below this (returns under 10 per episode at gamma 0.99) count as this much, so the
+near-zero returns of a policy that has not learned yet are not judged on noise."""
 SPREAD_SNAPSHOTS = 12
 """Snapshots checked when none are named: evenly spread over the run, first and last included."""
 
@@ -59,6 +72,17 @@ class SnapshotQ:
     """Mean over states of max_a Q(s, a)."""
     q_max: float
     """Largest max_a Q(s, a) over the states."""
+    implied_q: float
+    """The discounted value of the eval return's average reward per step, (R / 1000) / (1 - gamma)."""
+
+    @property
+    def overestimation(self) -> float:
+        """Q mean over the value the eval return implies (floored at :data:`IMPLIED_VALUE_FLOOR`)."""
+        return self.q_mean / max(self.implied_q, IMPLIED_VALUE_FLOOR)
+
+    @property
+    def overestimated(self) -> bool:
+        return self.overestimation > OVERESTIMATED_FACTOR
 
 
 def sample_replay_observations(run: Path, states: int, seed: int = 0) -> np.ndarray:
@@ -99,6 +123,11 @@ def diverged_q(gamma: float) -> float:
     return DIVERGED_Q_FACTOR * q_bound(gamma)
 
 
+def implied_q(eval_return: float, gamma: float) -> float:
+    """The discounted value of earning ``eval_return`` per :data:`EPISODE_STEPS`-step episode at a steady rate."""
+    return eval_return / EPISODE_STEPS / (1.0 - gamma)
+
+
 def greedy_q(network: torch.nn.Module, observations: np.ndarray) -> np.ndarray:
     """max_a Q(s, a) per state: the mean over dimensions of each dimension's best utility."""
     device = next(network.parameters()).device
@@ -120,6 +149,7 @@ def snapshot_q_values(run: Path, observations: np.ndarray, steps: list[int] | No
     missing = [s for s in steps if s not in by_step]
     if missing:
         raise ValueError(f"no snapshot at {missing[0]:,} env steps; the run has {min(by_step):,} to {max(by_step):,}")
+    gamma = run_gamma(run)
     results = []
     for step in steps:
         row = by_step[step]
@@ -131,6 +161,7 @@ def snapshot_q_values(run: Path, observations: np.ndarray, steps: list[int] | No
                 loss=logged_value(row, "loss"),
                 q_mean=float(q.mean()),
                 q_max=float(q.max()),
+                implied_q=implied_q(float(row["eval_return_mean"]), gamma),
             )
         )
     return results

@@ -88,6 +88,8 @@ def diagnose(
     """Observation scale and the snapshots' greedy Q-values: is a stalled or diverging run's input or critic to blame?
 
     DM Control rewards lie in [0, 1], so a greedy Q-value well above 1 / (1 - gamma) is divergence, not optimism.
+    "Q from eval" is the value the eval return implies, (R / 1000) / (1 - gamma): a Q mean many times above it is
+    overestimation, even under the bound.
     """
     from rich import print as rprint
     from rich.table import Table
@@ -95,6 +97,7 @@ def diagnose(
     from spin_bench.behaviour.diagnose import (
         DIVERGED_Q_FACTOR,
         LARGE_FEATURE,
+        OVERESTIMATED_FACTOR,
         diverged_q,
         observation_scale,
         q_bound,
@@ -125,17 +128,25 @@ def diagnose(
     gamma = run_gamma(run)
     bound, diverged = q_bound(gamma), diverged_q(gamma)
     table = Table(title=f"greedy Q on replay states (true values <= {bound:g})")  # rewards lie in [0, 1]
-    for column in ("env steps", "eval return", "TD loss", "Q mean", "Q max", ""):
+    for column in ("env steps", "eval return", "TD loss", "Q mean", "Q from eval", "Q max", ""):
         table.add_column(column, justify="right")
     results = snapshot_q_values(run, observations, chosen)
     for r in results:
+        marks = []
+        if r.q_max > diverged:
+            marks.append("[red]diverged[/red]")
+        elif r.q_max > bound:
+            marks.append("[yellow]above bound[/yellow]")
+        if r.overestimated:
+            marks.append(f"[red]overestimated {r.overestimation:.0f}x[/red]")
         table.add_row(
             f"{r.env_steps:,}",
             f"{r.eval_return:.1f}",
             "-" if r.loss is None else f"{r.loss:.3g}",
             f"{r.q_mean:.3g}",
+            f"{r.implied_q:.3g}",
             f"{r.q_max:.3g}",
-            "[red]diverged[/red]" if r.q_max > diverged else "[yellow]above bound[/yellow]" if r.q_max > bound else "",
+            ", ".join(marks),
         )
     rprint(table)
     first_bad = next((i for i, r in enumerate(results) if r.q_max > diverged), None)
@@ -144,6 +155,13 @@ def diagnose(
         rprint(
             f"Q-values over {DIVERGED_Q_FACTOR:g}x {bound:g} from {results[first_bad].env_steps:,} env steps: "
             f"the critic diverged{before}. Export an earlier snapshot with `behaviour export --expert-step`."
+        )
+    elif results[-1].overestimated:  # a young critic's first snapshot may be; the latest one matters
+        last = results[-1]
+        rprint(
+            f"Q mean {last.overestimation:.0f}x the value the eval return implies at {last.env_steps:,} env steps "
+            f"(over {OVERESTIMATED_FACTOR:g}x is flagged): the critic learns from its own overestimates; a bound on "
+            "the targets caps them without removing them."
         )
     elif any(r.q_max > bound for r in results):
         rprint(
