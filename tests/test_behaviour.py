@@ -225,6 +225,8 @@ def test_behaviour_train_cli_writes_curve_snapshots_and_resumes(tmp_path):
     assert snapshot.metadata["env_steps"] == 2000 and snapshot.metadata["eval_episodes"] == 2
     assert snapshot.network.observation_transform == "symlog"
     assert all(0 < abs(float(r["q_max"])) < 100 for r in rows)  # greedy Q on replay states, within what rewards allow
+    assert all(float(r["q_mean"]) <= float(r["q_max"]) for r in rows)  # the mean and max of the same probe
+    assert f"Q mean {float(rows[-1]['q_mean']):.3g} (eval implies " in out.stdout
     assert float(rows[-1]["eval_return_mean"]) == pytest.approx(snapshot.metadata["eval_return_mean"], abs=0.01)
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ckpt["state"]["env_steps"] == 2000
@@ -563,15 +565,22 @@ def test_learner_and_replay_checkpoints_restore_exactly(tmp_path):
 def test_status_lists_each_run_against_its_catalog_target(tmp_path, monkeypatch):
     root = tmp_path / "runs"
     for name, task, bins, decqn, rows in [
-        ("finger-spin-bins3-seed0", "finger-spin", 3, {}, [(1000, 60.0, 100.0, 5.0), (2000, 120.0, 300.0, 20.0)]),
-        ("dog-trot-bins10-seed0", "dog-trot", 10, {"layer_norm": "all"}, [(25000, 100.0, 6.4, 660.0)]),
-        ("cheetah-run-bins7-seed0", "cheetah-run", 7, {}, [(5000, 10.0, 1.5, "")]),  # no catalog entry, no q_max
+        # (env steps, wall seconds, eval return, Q mean, Q max)
+        (
+            "finger-spin-bins3-seed0",
+            "finger-spin",
+            3,
+            {},
+            [(1000, 60.0, 100.0, 1.5, 5.0), (2000, 120.0, 300.0, 63.0, 80.0)],
+        ),
+        ("dog-trot-bins10-seed0", "dog-trot", 10, {"layer_norm": "all"}, [(25000, 100.0, 6.4, 50.0, 660.0)]),
+        ("cheetah-run-bins7-seed0", "cheetah-run", 7, {}, [(5000, 10.0, 1.5, "", "")]),  # no catalog entry, no Q logged
     ]:
         (root / name).mkdir(parents=True)
         config = {"task": task, "bins": bins, "seed": 0, "decqn": {**DecQNConfig().to_dict(), **decqn}}
         (root / name / "config.json").write_text(json.dumps(config))
-        lines = ["env_steps,wall_seconds,q_max,eval_return_mean"]
-        lines += [f"{step},{seconds},{q_max},{ret}" for step, seconds, ret, q_max in rows]
+        lines = ["env_steps,wall_seconds,q_mean,q_max,eval_return_mean"]
+        lines += [f"{step},{seconds},{q_mean},{q_max},{ret}" for step, seconds, ret, q_mean, q_max in rows]
         (root / name / "curve.csv").write_text("\n".join(lines) + "\n")
     (root / "not-a-run").mkdir()
 
@@ -582,9 +591,12 @@ def test_status_lists_each_run_against_its_catalog_target(tmp_path, monkeypatch)
     # finger-spin: best 300 at 2,000 env steps, 41% of its 725.6 target; 1,000 env steps in 60 s.
     assert "2,000" in lines["finger-spin-bins3-seed0"] and "300.0 (0.002M)" in lines["finger-spin-bins3-seed0"]
     assert "726 (41%)" in lines["finger-spin-bins3-seed0"] and " 17 " in lines["finger-spin-bins3-seed0"]
+    assert " 2.1x " in lines["finger-spin-bins3-seed0"]  # Q mean 63 for a policy worth (300 / 1000) / 0.01 = 30
     assert "660 diverged" in lines["dog-trot-bins10-seed0"] and "626 (1%)" in lines["dog-trot-bins10-seed0"]
+    assert " 50.0x " in lines["dog-trot-bins10-seed0"]  # Q mean 50 for a policy worth 0.64, floored at 1
     assert "layer_norm=all" in lines["dog-trot-bins10-seed0"]
-    assert lines["cheetah-run-bins7-seed0"].split()[5:8] == ["–", "–", "–"]  # no target, no Q max, one evaluation
+    # No target, no Q max, no Q/eval, one evaluation.
+    assert lines["cheetah-run-bins7-seed0"].split()[5:9] == ["–", "–", "–", "–"]
 
     assert "no behaviour runs in" in _run_cli("behaviour", "status", str(tmp_path)).stdout
     missing = _run_cli("behaviour", "status", str(tmp_path / "nowhere"), check=False)

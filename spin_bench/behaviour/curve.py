@@ -14,6 +14,7 @@ CURVE_FIELDS = (
     "wall_seconds",
     "epsilon",
     "loss",
+    "q_mean",
     "q_max",
     "train_return",
     "eval_return_mean",
@@ -21,7 +22,8 @@ CURVE_FIELDS = (
     "eval_episodes",
     "snapshot",
 )
-"""Columns in order; runs from before ``q_max`` existed lack that column, and their rows read it as missing."""
+"""Columns in order; runs from before ``q_max`` (or ``q_mean``) existed lack that column, and their rows read it as
+missing."""
 
 
 def read_curve(path: str | Path) -> list[dict[str, str]]:
@@ -34,7 +36,7 @@ def read_curve(path: str | Path) -> list[dict[str, str]]:
 
 
 def logged_value(row: dict, key: str) -> float | None:
-    """A row's optional number (``loss``, ``q_max``) as a float, or None where it was not logged ("" or no column)."""
+    """A row's optional number (``loss``, ``q_mean``, ``q_max``) as a float; None where not logged ("" or no column)."""
     value = row.get(key)
     return None if value in ("", None) else float(value)
 

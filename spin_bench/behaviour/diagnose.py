@@ -77,8 +77,8 @@ class SnapshotQ:
 
     @property
     def overestimation(self) -> float:
-        """Q mean over the value the eval return implies (floored at :data:`IMPLIED_VALUE_FLOOR`)."""
-        return self.q_mean / max(self.implied_q, IMPLIED_VALUE_FLOOR)
+        """Q mean over the value the eval return implies (see :func:`overestimation`)."""
+        return overestimation(self.q_mean, self.implied_q)
 
     @property
     def overestimated(self) -> bool:
@@ -126,6 +126,11 @@ def diverged_q(gamma: float) -> float:
 def implied_q(eval_return: float, gamma: float) -> float:
     """The discounted value of earning ``eval_return`` per :data:`EPISODE_STEPS`-step episode at a steady rate."""
     return eval_return / EPISODE_STEPS / (1.0 - gamma)
+
+
+def overestimation(q_mean: float, implied: float) -> float:
+    """Mean greedy Q over the value the eval return implies (floored at :data:`IMPLIED_VALUE_FLOOR`)."""
+    return q_mean / max(implied, IMPLIED_VALUE_FLOOR)
 
 
 def greedy_q(network: torch.nn.Module, observations: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spin_bench.behaviour.curve import logged_value, read_curve
-from spin_bench.behaviour.diagnose import diverged_q
+from spin_bench.behaviour.diagnose import OVERESTIMATED_FACTOR, diverged_q, implied_q, overestimation
 from spin_bench.behaviour.export import nondefault_overrides
 
 
@@ -37,6 +37,8 @@ class RunStatus:
     """Greedy Q max on replay states at the last evaluation (None for runs from before it was logged)."""
     diverged: bool
     """Whether that Q max is past the divergence threshold (1.25 / (1 - gamma))."""
+    overestimation: float | None
+    """Mean greedy Q over the value the last eval return implies (None for runs from before q_mean was logged)."""
     hours: float
     """Training wall time so far, in hours."""
     recent_steps_per_second: float | None
@@ -45,6 +47,10 @@ class RunStatus:
     """Its non-default DecQN hyperparameters, as ``key=value``."""
     target: float | None
     """The catalog's expert target for (task, bins), or None where the catalog has no target."""
+
+    @property
+    def overestimated(self) -> bool:
+        return self.overestimation is not None and self.overestimation > OVERESTIMATED_FACTOR
 
 
 def run_status(run: Path, targets: dict[tuple[str, int], float | None]) -> RunStatus | None:
@@ -57,7 +63,8 @@ def run_status(run: Path, targets: dict[tuple[str, int], float | None]) -> RunSt
     evals = [float(row["eval_return_mean"]) for row in rows]
     best = max(range(len(rows)), key=evals.__getitem__)
     last = rows[-1]
-    q_max = logged_value(last, "q_max")
+    q_max, q_mean = logged_value(last, "q_max"), logged_value(last, "q_mean")
+    gamma = float(config["decqn"].get("gamma", 0.99))
     recent = None
     if len(rows) > 1:
         steps = int(last["env_steps"]) - int(rows[-2]["env_steps"])
@@ -73,7 +80,8 @@ def run_status(run: Path, targets: dict[tuple[str, int], float | None]) -> RunSt
         best_eval=evals[best],
         best_step=int(rows[best]["env_steps"]),
         q_max=q_max,
-        diverged=q_max is not None and q_max > diverged_q(float(config["decqn"].get("gamma", 0.99))),
+        diverged=q_max is not None and q_max > diverged_q(gamma),
+        overestimation=None if q_mean is None else overestimation(q_mean, implied_q(evals[-1], gamma)),
         hours=float(last["wall_seconds"]) / 3600.0,
         recent_steps_per_second=recent,
         settings=nondefault_overrides(config["decqn"]),

@@ -33,7 +33,7 @@ from spin_bench._device import resolve_device
 from spin_bench._io import atomic_torch_save, atomic_write_text
 from spin_bench.behaviour.config import DecQNConfig
 from spin_bench.behaviour.curve import logged_value, read_curve, write_curve
-from spin_bench.behaviour.diagnose import DIVERGED_Q_FACTOR, diverged_q, greedy_q, q_bound
+from spin_bench.behaviour.diagnose import DIVERGED_Q_FACTOR, diverged_q, greedy_q, implied_q, q_bound
 from spin_bench.behaviour.network import DecoupledQNetwork
 from spin_bench.behaviour.policy import save_snapshot
 from spin_bench.behaviour.replay import NStepReplay
@@ -41,7 +41,7 @@ from spin_bench.behaviour.workers import WorkerPool, WorkerSpec
 
 EVAL_SEED_BASE = 1_000_000
 Q_PROBE_STATES = 4096
-"""Replay states on which each evaluation measures the greedy Q-values (curve.csv's q_max)."""
+"""Replay states on which each evaluation measures the greedy Q-values (curve.csv's q_mean and q_max)."""
 LEGACY_REPLAY_FILE = "replay.npz"
 """The replay of runs checkpointed before checkpoints named their replay file (still resumable)."""
 
@@ -255,7 +255,8 @@ def run_training(
                     learner.online.to(torch_device)
                     # Its own random stream: probing must not change the training's replay samples.
                     probe = replay.sample(Q_PROBE_STATES, np.random.default_rng([seed, 3, state.env_steps]))
-                    q_max = float(greedy_q(learner.online, probe["observations"]).max())
+                    greedy = greedy_q(learner.online, probe["observations"])
+                    q_mean, q_max = float(greedy.mean()), float(greedy.max())
                     state.wall_seconds = time.perf_counter() - started
                     row = {
                         "env_steps": state.env_steps,
@@ -263,6 +264,7 @@ def run_training(
                         "wall_seconds": round(state.wall_seconds, 1),
                         "epsilon": round(epsilon, 4),
                         "loss": round(float(np.mean(losses)), 6) if losses else "",
+                        "q_mean": float(f"{q_mean:.4g}"),
                         "q_max": float(f"{q_max:.4g}"),
                         "train_return": round(float(np.mean(recent_returns)), 2) if recent_returns else "",
                         "eval_return_mean": round(float(returns.mean()), 2),
@@ -280,7 +282,9 @@ def run_training(
                     loss_text = f"{row['loss']:.3g}" if row["loss"] != "" else "-"
                     log(
                         f"{task} step {state.env_steps:>9,}  updates {state.updates:>8,}  "
-                        f"eval {returns.mean():7.1f} +- {returns.std():5.1f}  loss {loss_text}  Q max {q_max:.3g}  "
+                        f"eval {returns.mean():7.1f} +- {returns.std():5.1f}  loss {loss_text}  "
+                        f"Q mean {q_mean:.3g} (eval implies {implied_q(returns.mean(), config.gamma):.3g}) "
+                        f"max {q_max:.3g}  "
                         f"eps {epsilon:.3f}  "
                         f"{sps:,.0f} env steps/s  {state.wall_seconds / 60:.1f} min"
                     )

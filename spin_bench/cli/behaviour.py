@@ -177,7 +177,8 @@ def status(
     """Every run's progress, best return and critic scale, against the catalog's expert target.
 
     Returns are the runs' 10-episode evaluations; "target (best)" shows the best as a share of the target, which
-    the exported expert's 100-episode reference must reach.
+    the exported expert's 100-episode reference must reach. "Q/eval" is the mean greedy Q over the value the last
+    eval return implies, (R / 1000) / (1 - gamma); red past 5x, an overestimating critic.
     """
     from rich import print as rprint
     from rich.table import Table
@@ -190,13 +191,15 @@ def status(
         return
     table = Table(title=f"behaviour runs in {root}", box=None)
     for column, justify in [("run", "left"), ("env steps", "right"), ("eval", "right"), ("best (at)", "right"),
-                            ("target (best)", "right"), ("Q max", "right"), ("steps/s", "right"), ("hours", "right"),
+                            ("target (best)", "right"), ("Q max", "right"), ("Q/eval", "right"), ("steps/s", "right"),
+                            ("hours", "right"),
                             ("settings", "left")]:  # fmt: skip
         table.add_column(column, justify=justify, overflow="fold")
     for s in statuses:
         # A 10-episode evaluation: the catalog's 100-episode reference decides whether an exported expert meets it.
         target = "–" if s.target is None else f"{s.target:.0f} ({s.best_eval / s.target:.0%})"
         q_max = "–" if s.q_max is None else f"{s.q_max:.3g}" + (" [red]diverged[/red]" if s.diverged else "")
+        ratio = "–" if s.overestimation is None else f"{s.overestimation:.1f}x"
         table.add_row(
             s.run.name,
             f"{s.env_steps:,}",
@@ -204,6 +207,7 @@ def status(
             f"{s.best_eval:.1f} ({s.best_step / 1e6:.3g}M)",
             target,
             q_max,
+            f"[red]{ratio}[/red]" if s.overestimated else ratio,
             "–" if s.recent_steps_per_second is None else f"{s.recent_steps_per_second:.0f}",
             f"{s.hours:.1f}",
             " ".join(s.settings),
