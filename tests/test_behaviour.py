@@ -137,6 +137,67 @@ def test_layer_norm_after_every_hidden_layer_bounds_q_on_extreme_inputs_and_surv
     np.testing.assert_array_equal(np.concatenate([fast(o[None]) for o in obs.numpy()]), loaded(obs).argmax(-1).numpy())
 
 
+def _third_differences(utilities: torch.Tensor) -> float:
+    """Largest third finite difference over bins: zero (to rounding) exactly when utilities are quadratic in the bin."""
+    return float(utilities.diff(n=3, dim=-1).abs().max())
+
+
+def test_utility_basis_makes_each_dimension_a_polynomial_over_its_bins_and_folds_into_a_plain_snapshot(tmp_path):
+    from spin_bench.datasets.inference import NumpyGreedy
+
+    torch.manual_seed(0)
+    obs = torch.randn(64, 17) * 3
+    basis = DecoupledQNetwork(17, [9, 9, 9], (32, 32), layer_norm="all", utility_basis=3)
+    free = DecoupledQNetwork(17, [9, 9, 9], (32, 32), layer_norm="all")
+    with torch.no_grad():
+        utilities = basis(obs)
+        assert utilities.shape == (64, 3, 9) and basis.head.out_features == 3 * 3
+        assert _third_differences(utilities) < 1e-5  # quadratic in the bin
+        assert _third_differences(free(obs)) > 1e-2  # free utilities are not
+        assert len(set(utilities.argmax(-1).flatten().tolist())) > 2  # interior bins too, not only the two ends
+
+    plain = basis.folded()
+    assert plain.utility_basis == 0 and "utility_basis" not in plain.architecture()
+    assert basis.architecture()["utility_basis"] == 3
+    save_snapshot(tmp_path / "s.pt", plain)
+    loaded = load_behaviour_policy(tmp_path / "s.pt").network
+    torch.testing.assert_close(loaded(obs), utilities, atol=1e-5, rtol=1e-5)
+    fast = NumpyGreedy.from_network(loaded)
+    assert fast is not None
+    np.testing.assert_array_equal(np.concatenate([fast(o[None]) for o in obs.numpy()]), loaded(obs).argmax(-1).numpy())
+
+    with pytest.raises(ValueError, match=r"utility_basis=9 must be 0 or in \[2, 8\] for 9 bins"):
+        DecoupledQNetwork(17, [9, 9], utility_basis=9)
+    with pytest.raises(ValueError, match=r"the same bins in every dimension, not \[5, 9\]"):
+        DecoupledQNetwork(17, [9, 5], utility_basis=3)
+    with pytest.raises(ValueError, match="utility_basis=1 must be 0 .free utilities. or >= 2"):
+        DecQNConfig(utility_basis=1)
+
+
+def test_training_with_a_utility_basis_snapshots_plain_networks_and_resumes(tmp_path):
+    from spin_bench.behaviour import trainer
+
+    threads = torch.get_num_threads()
+    config = DecQNConfig(hidden=(32, 32), learning_starts=500, eval_interval=1000, eval_episodes=1,
+                         chunk_steps=250, replay_size=10000, utility_basis=3)  # fmt: skip
+    run = tmp_path / "run"
+    try:
+        for steps in (1000, 2000):  # the second call resumes the first's checkpoint
+            trainer.run_training("finger-spin", steps, bins=7, out=run, workers=1, config=config, log=lambda _: None)
+    finally:
+        torch.set_num_threads(threads)
+    assert json.loads((run / "config.json").read_text())["decqn"]["utility_basis"] == 3
+    rows = _curve(run)
+    assert [int(r["env_steps"]) for r in rows] == [1000, 2000]
+    policy = load_behaviour_policy(run / rows[-1]["snapshot"])
+    assert "utility_basis" not in policy.network.architecture() and policy.network.nvec == [7, 7]
+    with torch.no_grad():
+        utilities = policy.network(torch.randn(32, policy.network.obs_dim))
+    assert _third_differences(utilities) < 1e-5  # quadratic over the 7 bins, as the learner's basis made it
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ckpt["state"]["env_steps"] == 2000
+
+
 def test_replay_ring_buffer_wraps_and_survives_save_load(tmp_path):
     replay = NStepReplay(capacity=5, obs_dim=2, num_dims=3)
     for start in (0, 3):

@@ -37,6 +37,12 @@ class DecQNConfig:
     ``medium``: bfloat16 inputs with float32 accumulation where the hardware has it (AMX or AVX512-BF16 CPUs,
     through oneDNN; CUDA), which makes the learner faster and changes its rounding. Rollouts, evaluations,
     snapshots and dataset builds stay float32."""
+    utility_basis: int = 0
+    """0: one free utility per (dimension, bin). K >= 2: each dimension's utilities over its bins are a polynomial
+    of degree K - 1 in the bin's action value (K Legendre coefficients per dimension from the head), so the max
+    over many bins is a max over K coefficients' noise, not over every bin's. With free utilities, dog-trot's
+    critic overestimated 26-96x at 30 bins. Applies where a dimension has more than K bins; snapshots fold it
+    into an ordinary linear head, so they load and roll out like any other."""
     learning_rate: float = 3e-4
     """Adam step size."""
     batch_size: int = 256
@@ -81,6 +87,8 @@ class DecQNConfig:
         check_choice("observation_transform", self.observation_transform, OBSERVATION_TRANSFORMS)
         check_choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         check_choice("target_clip", self.target_clip, TARGET_CLIPS)
+        if self.utility_basis < 0 or self.utility_basis == 1:
+            raise ValueError(f"utility_basis={self.utility_basis} must be 0 (free utilities) or >= 2")
 
     def epsilon(self, env_steps: int) -> float:
         """Exploration probability after ``env_steps`` environment steps."""

@@ -18,6 +18,15 @@ def symlog(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.log1p(x.abs())
 
 
+def legendre_basis(bins: int, degree_count: int) -> torch.Tensor:
+    """Legendre polynomials P_0 .. P_{K-1} at the bins' action values linspace(-1, 1, bins): shape (K, bins)."""
+    x = torch.linspace(-1.0, 1.0, bins, dtype=torch.float64)
+    rows = [torch.ones_like(x), x]
+    for n in range(1, degree_count - 1):  # (n + 1) P_{n+1} = (2n + 1) x P_n - n P_{n-1}
+        rows.append(((2 * n + 1) * x * rows[n] - n * rows[n - 1]) / (n + 1))
+    return torch.stack(rows[:degree_count]).float()
+
+
 class DecoupledQNetwork(nn.Module):
     """MLP torso with a linear head of N x max_m utilities.
 
@@ -26,6 +35,10 @@ class DecoupledQNetwork(nn.Module):
 
     Dimensions with fewer bins than ``max_m`` get -inf utilities on the missing bins, so an argmax
     never picks them and the padding never reaches a loss.
+
+    ``utility_basis=K`` (K < bins, every dimension with the same bins): the head gives K Legendre coefficients per
+    dimension and the utilities are that polynomial at the bins' action values. :meth:`folded` returns the same
+    function as an ordinary network (``utility_basis=0``), which is what workers and snapshots get.
     """
 
     def __init__(
@@ -35,6 +48,7 @@ class DecoupledQNetwork(nn.Module):
         hidden: Sequence[int] = (256, 256),
         observation_transform: str = "none",
         layer_norm: str = "first",
+        utility_basis: int = 0,
     ):
         super().__init__()
         transform = check_choice("observation_transform", observation_transform, OBSERVATION_TRANSFORMS)
@@ -53,7 +67,16 @@ class DecoupledQNetwork(nn.Module):
             layers.append(nn.ReLU())
             width = h
         self.torso = nn.Sequential(*layers)
-        self.head = nn.Linear(width, len(self.nvec) * self.max_bins)
+        self.utility_basis = int(utility_basis)
+        if self.utility_basis:
+            if self.utility_basis < 2 or self.utility_basis >= self.max_bins:
+                raise ValueError(
+                    f"utility_basis={utility_basis} must be 0 or in [2, {self.max_bins - 1}] for {self.max_bins} bins"
+                )
+            if len(set(self.nvec)) != 1:
+                raise ValueError(f"utility_basis needs the same bins in every dimension, not {sorted(set(self.nvec))}")
+            self.register_buffer("basis", legendre_basis(self.max_bins, self.utility_basis), persistent=False)
+        self.head = nn.Linear(width, len(self.nvec) * (self.utility_basis or self.max_bins))
         missing = torch.arange(self.max_bins)[None, :] >= torch.tensor(self.nvec)[:, None]
         self.register_buffer("bin_padding", torch.where(missing, float("-inf"), 0.0), persistent=False)
 
@@ -65,8 +88,24 @@ class DecoupledQNetwork(nn.Module):
         """Utilities of shape ``(B, N, max_m)``."""
         if self.observation_transform == "symlog":
             obs = symlog(obs)
-        utilities = self.head(self.torso(obs)).view(-1, self.num_dims, self.max_bins)
-        return utilities + self.bin_padding
+        out = self.head(self.torso(obs))
+        if self.utility_basis:
+            return out.view(-1, self.num_dims, self.utility_basis) @ self.basis + self.bin_padding
+        return out.view(-1, self.num_dims, self.max_bins) + self.bin_padding
+
+    def folded(self) -> DecoupledQNetwork:
+        """The same utilities from an ordinary network: the basis folded into the head's weights (float64 product)."""
+        if not self.utility_basis:
+            return self
+        plain = DecoupledQNetwork(self.obs_dim, self.nvec, self.hidden, self.observation_transform, self.layer_norm)
+        plain.torso.load_state_dict(self.torso.state_dict())
+        basis = self.basis.double()
+        weight = self.head.weight.detach().double().view(self.num_dims, self.utility_basis, -1)
+        bias = self.head.bias.detach().double().view(self.num_dims, self.utility_basis)
+        with torch.no_grad():
+            plain.head.weight.copy_(torch.einsum("nkh,km->nmh", weight, basis).reshape(-1, weight.shape[-1]))
+            plain.head.bias.copy_((bias @ basis).reshape(-1))
+        return plain.to(self.head.weight.device)
 
     def architecture(self) -> dict:
         """Constructor arguments, JSON- and ``weights_only``-safe."""
@@ -76,4 +115,6 @@ class DecoupledQNetwork(nn.Module):
             architecture["observation_transform"] = self.observation_transform
         if self.layer_norm != "first":
             architecture["layer_norm"] = self.layer_norm
+        if self.utility_basis:
+            architecture["utility_basis"] = self.utility_basis
         return architecture

@@ -70,7 +70,7 @@ class DecQNLearner:
 
     def _network(self, obs_dim: int, nvec: list[int]) -> DecoupledQNetwork:
         c = self.config
-        return DecoupledQNetwork(obs_dim, nvec, c.hidden, c.observation_transform, c.layer_norm)
+        return DecoupledQNetwork(obs_dim, nvec, c.hidden, c.observation_transform, c.layer_norm, c.utility_basis)
 
     def update(self, batch: dict[str, np.ndarray]) -> float:
         b = {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -92,8 +92,12 @@ class DecQNLearner:
             torch._foreach_lerp_(list(self.target.parameters()), list(self.online.parameters()), self.config.tau)
         return loss.item()
 
+    def policy_network(self) -> DecoupledQNetwork:
+        """The online network as workers and snapshots get it: an ordinary head (a utility basis folded in)."""
+        return self.online.folded()
+
     def cpu_weights(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().clone() for k, v in self.online.state_dict().items()}
+        return {k: v.detach().cpu().clone() for k, v in self.policy_network().state_dict().items()}
 
 
 def _numpy_rng_state(rng: np.random.Generator) -> dict:
@@ -193,7 +197,9 @@ def run_training(
             return out
 
     specs = [
-        WorkerSpec(task, bins, learner.online.architecture(), config.gamma, config.n_step, seed * 1000 + i + 1)
+        WorkerSpec(
+            task, bins, learner.policy_network().architecture(), config.gamma, config.n_step, seed * 1000 + i + 1
+        )
         for i in range(num_workers)
     ]
     # Resumed runs give workers fresh seeds so they do not replay the episodes they already played.
@@ -242,7 +248,7 @@ def run_training(
                     snapshot = out / "snapshots" / f"step_{state.env_steps:09d}.pt"
                     save_snapshot(
                         snapshot,
-                        learner.online.cpu(),
+                        learner.policy_network().cpu(),
                         task=task,
                         bins=bins,
                         seed=seed,
