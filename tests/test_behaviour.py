@@ -408,6 +408,10 @@ def test_behaviour_cli_rejects_bad_input_in_one_line(tmp_path):
     out = _run_cli("behaviour", "train", "--task", "cheetah-run", "--set", "matmul_precision=low", check=False)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
     assert "matmul_precision='low' is not one of highest, high, medium" in out.stderr
+    out = _run_cli("behaviour", "train", "--task", "cheetah-run", "--set", "utility_basis=3", "--out",
+                   str(tmp_path / "z"), check=False)  # fmt: skip
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "utility_basis=3 must be 0 or in [2, 2] for 3 bins" in out.stderr and not (tmp_path / "z").exists()
 
 
 def test_matmul_precision_applies_to_the_learner_updates_only_while_training(tmp_path, monkeypatch):

@@ -41,8 +41,8 @@ class DecQNConfig:
     """0: one free utility per (dimension, bin). K >= 2: each dimension's utilities over its bins are a polynomial
     of degree K - 1 in the bin's action value (K Legendre coefficients per dimension from the head), so the max
     over many bins is a max over K coefficients' noise, not over every bin's. With free utilities, dog-trot's
-    critic overestimated 26-96x at 30 bins. Applies where a dimension has more than K bins; snapshots fold it
-    into an ordinary linear head, so they load and roll out like any other."""
+    critic overestimated 26-96x at 30 bins. Needs the same bins, more than K, in every dimension; snapshots fold
+    it into an ordinary linear head, so they load and roll out like any other."""
     learning_rate: float = 3e-4
     """Adam step size."""
     batch_size: int = 256

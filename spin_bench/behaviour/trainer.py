@@ -133,8 +133,6 @@ def run_training(
     config = config or DecQNConfig()
     torch_device = torch.device(resolve_device(device))
     out = Path(out or Path("runs") / "behaviour" / f"{task}-bins{bins}-seed{seed}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "snapshots").mkdir(exist_ok=True)
     num_workers = workers or os.cpu_count() or 1
     # Oversubscribed OpenMP threads spin-wait and crawl: by default the learner gets the cores the workers leave.
     # (On 2 cores with one dog worker, a second learner thread lost 17%: the worker's core is not free enough.)
@@ -144,6 +142,9 @@ def run_training(
     obs_dim = int(probe.observation_space.shape[0])
     nvec = [int(m) for m in probe.action_space.nvec]
     probe.close()
+    DecoupledQNetwork(obs_dim, nvec, (1,), utility_basis=config.utility_basis)  # bad basis for these bins: raise now
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "snapshots").mkdir(exist_ok=True)
 
     run_config = {
         "task": task,
