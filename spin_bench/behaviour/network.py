@@ -27,6 +27,17 @@ def legendre_basis(bins: int, degree_count: int) -> torch.Tensor:
     return torch.stack(rows[:degree_count]).float()
 
 
+def check_utility_basis(utility_basis: int, nvec: Sequence[int]) -> None:
+    """Raise ValueError unless ``utility_basis`` (0: free utilities) suits these bins per dimension."""
+    if not utility_basis:
+        return
+    max_bins = max(nvec)
+    if utility_basis < 2 or utility_basis >= max_bins:
+        raise ValueError(f"utility_basis={utility_basis} must be 0 or in [2, {max_bins - 1}] for {max_bins} bins")
+    if len(set(nvec)) != 1:
+        raise ValueError(f"utility_basis needs the same bins in every dimension, not {sorted(set(nvec))}")
+
+
 class DecoupledQNetwork(nn.Module):
     """MLP torso with a linear head of N x max_m utilities.
 
@@ -68,13 +79,8 @@ class DecoupledQNetwork(nn.Module):
             width = h
         self.torso = nn.Sequential(*layers)
         self.utility_basis = int(utility_basis)
+        check_utility_basis(self.utility_basis, self.nvec)
         if self.utility_basis:
-            if self.utility_basis < 2 or self.utility_basis >= self.max_bins:
-                raise ValueError(
-                    f"utility_basis={utility_basis} must be 0 or in [2, {self.max_bins - 1}] for {self.max_bins} bins"
-                )
-            if len(set(self.nvec)) != 1:
-                raise ValueError(f"utility_basis needs the same bins in every dimension, not {sorted(set(self.nvec))}")
             self.register_buffer("basis", legendre_basis(self.max_bins, self.utility_basis), persistent=False)
         self.head = nn.Linear(width, len(self.nvec) * (self.utility_basis or self.max_bins))
         missing = torch.arange(self.max_bins)[None, :] >= torch.tensor(self.nvec)[:, None]
@@ -94,10 +100,16 @@ class DecoupledQNetwork(nn.Module):
         return out.view(-1, self.num_dims, self.max_bins) + self.bin_padding
 
     def folded(self) -> DecoupledQNetwork:
-        """The same utilities from an ordinary network: the basis folded into the head's weights (float64 product)."""
+        """The same utilities from an ordinary network (``utility_basis=0``); itself when it has no basis."""
         if not self.utility_basis:
             return self
         plain = DecoupledQNetwork(self.obs_dim, self.nvec, self.hidden, self.observation_transform, self.layer_norm)
+        return self.fold_into(plain.to(self.head.weight.device))
+
+    def fold_into(self, plain: DecoupledQNetwork) -> DecoupledQNetwork:
+        """Overwrite ``plain`` (same architecture, no basis) with this network's function: the torso copied, the
+        basis folded into the head's weights (float64 product). Reusing one ``plain`` spares a fresh network's
+        random initialisation each time the learner hands its weights out."""
         plain.torso.load_state_dict(self.torso.state_dict())
         basis = self.basis.double()
         weight = self.head.weight.detach().double().view(self.num_dims, self.utility_basis, -1)
@@ -105,7 +117,7 @@ class DecoupledQNetwork(nn.Module):
         with torch.no_grad():
             plain.head.weight.copy_(torch.einsum("nkh,km->nmh", weight, basis).reshape(-1, weight.shape[-1]))
             plain.head.bias.copy_((bias @ basis).reshape(-1))
-        return plain.to(self.head.weight.device)
+        return plain
 
     def architecture(self) -> dict:
         """Constructor arguments, JSON- and ``weights_only``-safe."""

@@ -34,7 +34,7 @@ from spin_bench._io import atomic_torch_save, atomic_write_text
 from spin_bench.behaviour.config import DecQNConfig
 from spin_bench.behaviour.curve import logged_value, read_curve, write_curve
 from spin_bench.behaviour.diagnose import DIVERGED_Q_FACTOR, diverged_q, greedy_q, implied_q, q_bound
-from spin_bench.behaviour.network import DecoupledQNetwork
+from spin_bench.behaviour.network import DecoupledQNetwork, check_utility_basis
 from spin_bench.behaviour.policy import save_snapshot
 from spin_bench.behaviour.replay import NStepReplay
 from spin_bench.behaviour.workers import WorkerPool, WorkerSpec
@@ -67,6 +67,8 @@ class DecQNLearner:
         self.target.load_state_dict(self.online.state_dict())
         self.target.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.learning_rate)
+        # With a utility basis, workers and snapshots get this plain network, refreshed from the online one.
+        self._policy = self.online.folded() if config.utility_basis else None
 
     def _network(self, obs_dim: int, nvec: list[int]) -> DecoupledQNetwork:
         c = self.config
@@ -94,7 +96,7 @@ class DecQNLearner:
 
     def policy_network(self) -> DecoupledQNetwork:
         """The online network as workers and snapshots get it: an ordinary head (a utility basis folded in)."""
-        return self.online.folded()
+        return self.online if self._policy is None else self.online.fold_into(self._policy)
 
     def cpu_weights(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().clone() for k, v in self.policy_network().state_dict().items()}
@@ -142,7 +144,7 @@ def run_training(
     obs_dim = int(probe.observation_space.shape[0])
     nvec = [int(m) for m in probe.action_space.nvec]
     probe.close()
-    DecoupledQNetwork(obs_dim, nvec, (1,), utility_basis=config.utility_basis)  # bad basis for these bins: raise now
+    check_utility_basis(config.utility_basis, nvec)  # before the run folder is made
     out.mkdir(parents=True, exist_ok=True)
     (out / "snapshots").mkdir(exist_ok=True)
 
