@@ -41,6 +41,11 @@ def logged_value(row: dict, key: str) -> float | None:
     return None if value in ("", None) else float(value)
 
 
+def has_snapshot(row: dict) -> bool:
+    """Whether the row's snapshot file was kept (a warm start carries its source's earlier rows without theirs)."""
+    return row.get("snapshot") != ""
+
+
 def write_curve(path: str | Path, rows: list[dict]) -> None:
     """Write all rows atomically (the file is small; a resume re-reads it)."""
     text = io.StringIO()

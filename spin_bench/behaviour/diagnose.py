@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spin_bench.behaviour.curve import logged_value, read_curve
+from spin_bench.behaviour.curve import has_snapshot, logged_value, read_curve
 from spin_bench.behaviour.policy import load_behaviour_policy
 from spin_bench.envs import EPISODE_STEPS
 
@@ -143,7 +143,7 @@ def greedy_q(network: torch.nn.Module, observations: np.ndarray) -> np.ndarray:
 
 def snapshot_q_values(run: Path, observations: np.ndarray, steps: list[int] | None = None) -> list[SnapshotQ]:
     """Greedy Q statistics of the run's snapshots: those at ``steps`` env steps, or up to 12 spread over the run."""
-    rows = read_curve(Path(run) / "curve.csv")
+    rows = [row for row in read_curve(Path(run) / "curve.csv") if has_snapshot(row)]
     if not rows:
         raise ValueError(f"{str(run)!r} has no evaluations in curve.csv yet")
     by_step = {int(row["env_steps"]): row for row in rows}

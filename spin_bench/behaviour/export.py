@@ -14,7 +14,7 @@ from pathlib import Path
 
 from spin_bench._io import atomic_write_json
 from spin_bench.behaviour.config import DecQNConfig
-from spin_bench.behaviour.curve import read_curve
+from spin_bench.behaviour.curve import has_snapshot, read_curve
 from spin_bench.behaviour.policy import sha256_file
 
 
@@ -29,7 +29,11 @@ class Selection:
 
 
 def select_snapshots(curve: list[dict], expert_step: int | None = None) -> Selection:
-    """The expert (final, or the snapshot at ``expert_step`` env steps) and the medium before it."""
+    """The expert (final, or the snapshot at ``expert_step`` env steps) and the medium before it.
+
+    Rows whose snapshot was not kept (``snapshot`` empty: a warm start's earlier history) are not candidates.
+    """
+    curve = [row for row in curve if has_snapshot(row)]
     if len(curve) < 2:
         raise ValueError(f"a behaviour run needs at least 2 evaluated snapshots to pick from, found {len(curve)}")
     position = len(curve) - 1
@@ -38,7 +42,7 @@ def select_snapshots(curve: list[dict], expert_step: int | None = None) -> Selec
         if expert_step not in steps:
             raise ValueError(
                 f"expert step {expert_step:,} has no snapshot; snapshots are at {steps[0]:,} to {steps[-1]:,} "
-                f"env steps, every {steps[1] - steps[0]:,}"
+                f"env steps, every {steps[-1] - steps[-2]:,}"
             )
         position = steps.index(expert_step)
         if position == 0:
@@ -60,11 +64,14 @@ def nondefault_overrides(decqn: dict) -> list[str]:
 
 
 def training_command(config: dict, env_steps: int) -> str:
-    """The ``behaviour train`` command of a run up to ``env_steps``, with its non-default hyperparameters."""
+    """The ``behaviour train`` command of a run up to ``env_steps``, with its warm start and non-default
+    hyperparameters."""
+    init_from = config.get("init_from")
     return " ".join(
         [
             f"spin-bench behaviour train --task {config['task']} --bins {config['bins']} --seed {config['seed']}",
             f"--env-steps {env_steps}",
+            *([f"--init-from {init_from['path']}"] if init_from else []),
             *(f"--set {item}" for item in nondefault_overrides(config["decqn"])),
         ]
     )
@@ -89,6 +96,7 @@ def export_snapshots(run: str | Path, dest: str | Path, expert_step: int | None 
         "seed": config["seed"],
         "command": training_command(config, int(chosen.expert["env_steps"])),
         "decqn": config["decqn"],
+        "init_from": config.get("init_from"),
         "expert_return_over_2": round(float(chosen.expert["eval_return_mean"]) / 2.0, 2),
         "snapshots": {},
     }

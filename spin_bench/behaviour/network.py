@@ -119,6 +119,32 @@ class DecoupledQNetwork(nn.Module):
             plain.head.bias.copy_((bias @ basis).reshape(-1))
         return plain
 
+    def load_plain_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Load a plain network's weights (a snapshot's, same architecture but the basis). With a utility basis the
+        head's coefficients are solved for by least squares, exact for a snapshot folded from such a network; a head
+        the basis cannot express (a free-utility snapshot) is a ValueError."""
+        if not self.utility_basis:
+            self.load_state_dict(state_dict)
+            return
+        self.torso.load_state_dict(
+            {k.removeprefix("torso."): v for k, v in state_dict.items() if k.startswith("torso.")}
+        )
+        basis = self.basis.double()
+        solve = torch.linalg.pinv(basis)  # (bins, K): plain = coefficients @ basis, so coefficients = plain @ solve
+        weight = state_dict["head.weight"].double().view(self.num_dims, self.max_bins, -1)
+        bias = state_dict["head.bias"].double().view(self.num_dims, self.max_bins)
+        coefficients = torch.einsum("nmh,mk->nkh", weight, solve)
+        residual = (torch.einsum("nkh,km->nmh", coefficients, basis) - weight).abs().max()
+        if residual > 1e-4 * weight.abs().max().clamp_min(1e-12):
+            relative = float(residual / weight.abs().max())
+            raise ValueError(
+                f"these utilities are not of degree {self.utility_basis - 1} over the bins (relative residual "
+                f"{relative:.2g}): not the weights of a utility_basis={self.utility_basis} network"
+            )
+        with torch.no_grad():
+            self.head.weight.copy_(coefficients.reshape(-1, weight.shape[-1]))
+            self.head.bias.copy_((bias @ solve).reshape(-1))
+
     def architecture(self) -> dict:
         """Constructor arguments, JSON- and ``weights_only``-safe."""
         architecture = {"obs_dim": self.obs_dim, "nvec": list(self.nvec), "hidden": list(self.hidden)}

@@ -37,6 +37,7 @@ from spin_bench.behaviour.diagnose import DIVERGED_Q_FACTOR, diverged_q, greedy_
 from spin_bench.behaviour.network import DecoupledQNetwork, check_utility_basis
 from spin_bench.behaviour.policy import save_snapshot
 from spin_bench.behaviour.replay import NStepReplay
+from spin_bench.behaviour.warm_start import WarmStart, load_warm_start, snapshot_name
 from spin_bench.behaviour.workers import WorkerPool, WorkerSpec
 
 EVAL_SEED_BASE = 1_000_000
@@ -54,7 +55,16 @@ class TrainState:
     updates: int = 0
     wall_seconds: float = 0.0
     next_eval: int = 0
+    start_env_steps: int = 0
+    """Env steps before this run's replay began: a warm start's (0 for a run trained from scratch)."""
+    start_updates: int = 0
+    """Updates before this run's replay began: a warm start's."""
     curve: list[dict] = field(default_factory=list)
+
+    def owed_updates(self, config: DecQNConfig) -> int:
+        """Updates the replay ratio asks for by now, counted from where this run's replay began."""
+        fresh_steps = self.env_steps - self.start_env_steps - config.learning_starts
+        return self.start_updates + int(fresh_steps * config.updates_per_step)
 
 
 class DecQNLearner:
@@ -117,10 +127,13 @@ def run_training(
     config: DecQNConfig | None = None,
     log=print,
     learner_threads: int = 0,
+    init_from: str | Path | None = None,
 ) -> Path:
     """Train or resume a DecQN agent until ``env_steps``; returns the run folder.
 
     ``learner_threads``: torch threads of a CPU learner; 0 gives it the cores the workers leave (at least 1).
+    ``init_from``: an export folder (``datasets/checkpoints/<task>/bins<M>``) to warm-start a new run from (see
+    :mod:`spin_bench.behaviour.warm_start`); a run folder that already has a checkpoint resumes from it instead.
     """
     import gymnasium as gym
 
@@ -145,6 +158,12 @@ def run_training(
     nvec = [int(m) for m in probe.action_space.nvec]
     probe.close()
     check_utility_basis(config.utility_basis, nvec)  # before the run folder is made
+    warm = None
+    if init_from is not None:
+        warm = load_warm_start(init_from, task, bins)
+        _check_warm_start(warm, DecoupledQNetwork(obs_dim, nvec, config.hidden, config.observation_transform,
+                                                  config.layer_norm), env_steps)  # fmt: skip
+    checkpoint_path = out / "checkpoint.pt"
     out.mkdir(parents=True, exist_ok=True)
     (out / "snapshots").mkdir(exist_ok=True)
 
@@ -157,8 +176,8 @@ def run_training(
         "spin_bench_version": spin_bench.__version__,
     }
     config_path = out / "config.json"
-    if config_path.exists():
-        previous = json.loads(config_path.read_text())
+    previous = json.loads(config_path.read_text()) if config_path.exists() else None
+    if previous is not None:
         # Hyperparameters added since the run started take their defaults, which are the values it ran with.
         previous["decqn"] = DecQNConfig.from_dict(previous.get("decqn", {})).to_dict()
         for key in ("task", "bins", "seed", "decqn"):
@@ -167,6 +186,13 @@ def run_training(
                     f"{out} holds a run with {key}={previous.get(key)!r}, not {run_config[key]!r}; "
                     "use another --out or the same settings to resume"
                 )
+    started_from = (previous or {}).get("init_from") if checkpoint_path.exists() else warm and warm.provenance()
+    if checkpoint_path.exists() and warm is not None and (started_from or {}).get("path") != warm.source.as_posix():
+        where = f"from {started_from['path']}" if started_from else "from scratch"
+        raise ValueError(f"{out} holds a run that started {where}, not from --init-from {warm.source.as_posix()}; "
+                         "use another --out")  # fmt: skip
+    if started_from:
+        run_config["init_from"] = started_from
     atomic_write_text(config_path, json.dumps(run_config, indent=2) + "\n")
 
     torch.manual_seed(seed)
@@ -175,13 +201,12 @@ def run_training(
     replay = NStepReplay(config.replay_size, obs_dim, len(nvec))
     state = TrainState(next_eval=config.eval_interval)
 
-    checkpoint_path = out / "checkpoint.pt"
     if checkpoint_path.exists():
         ckpt = torch.load(checkpoint_path, map_location=torch_device, weights_only=True)
         _restore_learner(learner, ckpt)
         rng.bit_generator.state = ckpt["numpy_rng"]
         torch.set_rng_state(ckpt["torch_rng"])
-        state = TrainState(**{k: ckpt["state"][k] for k in ("env_steps", "updates", "wall_seconds", "next_eval")})
+        state = TrainState(**ckpt["state"])  # start_* are missing from runs before warm starts: 0, as they were
         state.curve = read_curve(out / "curve.csv")
         ahead = [row for row in state.curve if int(row["env_steps"]) > state.env_steps]
         if ahead:
@@ -198,6 +223,13 @@ def run_training(
         if state.env_steps >= env_steps:
             log(f"already trained for {state.env_steps:,} >= {env_steps:,} env steps")
             return out
+    elif warm is not None:
+        state = _warm_start(warm, learner, out, config)
+        log(
+            f"warm start from {warm.source}: the expert at {state.env_steps:,} env steps (eval "
+            f"{float(warm.expert['eval_return_mean']):.1f}), fresh optimizer, replay refilled by it at epsilon "
+            f"{config.epsilon(state.env_steps):.3g}"
+        )
 
     specs = [
         WorkerSpec(
@@ -233,8 +265,7 @@ def run_training(
                 pool.start_collect(steps, epsilon)
                 # Learn while the workers collect: the replay ratio is kept per chunk.
                 if replay.size >= config.learning_starts:
-                    target_updates = int((state.env_steps - config.learning_starts) * config.updates_per_step)
-                    for _ in range(max(0, target_updates - state.updates)):
+                    for _ in range(max(0, state.owed_updates(config) - state.updates)):
                         losses.append(learner.update(replay.sample(config.batch_size, rng)))
                         state.updates += 1
                 chunks, collected, finished = pool.finish_collect()
@@ -248,7 +279,7 @@ def run_training(
                 if state.env_steps >= state.next_eval or state.env_steps >= env_steps:
                     seeds = [EVAL_SEED_BASE + k for k in range(config.eval_episodes)]
                     returns = np.asarray(pool.evaluate(seeds, config.eval_epsilon))
-                    snapshot = out / "snapshots" / f"step_{state.env_steps:09d}.pt"
+                    snapshot = out / snapshot_name(state.env_steps)
                     save_snapshot(
                         snapshot,
                         learner.policy_network().cpu(),
@@ -399,6 +430,42 @@ class _StopRequest:
         self._previous.clear()
 
 
+def _check_warm_start(warm: WarmStart, plain: DecoupledQNetwork, env_steps: int) -> None:
+    """A ValueError unless the export's expert has the network these settings train, and ``env_steps`` goes past it."""
+    expert = warm.expert_network
+    differ = [k for k in ("hidden", "observation_transform", "layer_norm") if getattr(expert, k) != getattr(plain, k)]
+    if differ:
+        raise ValueError(
+            f"--init-from {warm.source.as_posix()}: its expert is a network with "
+            + ", ".join(f"{k}={getattr(expert, k)!r}" for k in differ)
+            + ", these settings train one with "
+            + ", ".join(f"{k}={getattr(plain, k)!r}" for k in differ)
+            + f"; pass the --set options of its command ({warm.record['command']})"
+        )
+    if env_steps <= warm.env_steps:
+        raise ValueError(
+            f"--env-steps {env_steps:,} must be more than the {warm.env_steps:,} its expert was trained for"
+        )
+
+
+def _warm_start(warm: WarmStart, learner: DecQNLearner, out: Path, config: DecQNConfig) -> TrainState:
+    """Load the expert into the learner, seed the run folder with the export's snapshots and curve; the new state."""
+    learner.online.load_plain_state_dict(warm.expert_network.state_dict())
+    learner.target.load_state_dict(learner.online.state_dict())
+    row = warm.expert
+    state = TrainState(
+        env_steps=warm.env_steps,
+        updates=int(row["updates"]),
+        wall_seconds=float(row["wall_seconds"]),
+        next_eval=(warm.env_steps // config.eval_interval + 1) * config.eval_interval,
+        start_env_steps=warm.env_steps,
+        start_updates=int(row["updates"]),
+    )
+    state.curve = warm.seed_run_folder(out)
+    write_curve(out / "curve.csv", state.curve)
+    return state
+
+
 def _restore_learner(learner: DecQNLearner, ckpt: dict) -> None:
     """The networks and optimizer state of a checkpoint written by :func:`_save_checkpoint`."""
     learner.online.load_state_dict(ckpt["online"])
@@ -438,6 +505,8 @@ def _save_checkpoint(
             "updates": state.updates,
             "wall_seconds": state.wall_seconds,
             "next_eval": state.next_eval,
+            "start_env_steps": state.start_env_steps,
+            "start_updates": state.start_updates,
         },
     }
     atomic_torch_save(path, payload)

@@ -28,11 +28,19 @@ def train(
         list[str] | None,
         typer.Option("--set", help="DecQN hyperparameter override key=value, repeatable (e.g. hidden=512,512)."),
     ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Warm-start a new run from an export (datasets/checkpoints/<task>/bins<M>): its expert's network, "
+            "counters and curve; the replay is refilled by the expert."
+        ),
+    ] = None,
 ) -> None:
     """Train (or resume) a DecQN behaviour agent, evaluating and snapshotting as it goes.
 
     Re-running the same command resumes from the run folder's checkpoint; a larger --env-steps
-    extends a finished run.
+    extends a finished run. When the run folder is gone (it lives outside the repository), --init-from
+    continues from what `behaviour export` kept of it.
     """
     from spin_bench.behaviour.config import DecQNConfig, apply_overrides
     from spin_bench.behaviour.trainer import TrainingInterrupted, run_training
@@ -49,6 +57,7 @@ def train(
             device=device,
             config=config,
             learner_threads=learner_threads,
+            init_from=init_from,
         )
     except TrainingInterrupted:
         raise typer.Exit(130) from None  # the trainer has checkpointed and said how to resume
