@@ -10,7 +10,7 @@ from spin_bench.behaviour.config import DecQNConfig
 from spin_bench.behaviour.export import export_snapshots
 from spin_bench.behaviour.network import DecoupledQNetwork
 from spin_bench.behaviour.policy import save_snapshot
-from spin_bench.behaviour.trainer import DecQNLearner, _warm_start
+from spin_bench.behaviour.trainer import DecQNLearner, TrainState, _warm_start
 from spin_bench.behaviour.warm_start import load_warm_start
 
 
@@ -50,9 +50,17 @@ def test_a_warm_start_continues_from_the_exported_expert_with_its_counters_and_c
     assert (state.env_steps, state.updates, state.wall_seconds, state.next_eval) == (3000, 300, 30.0, 25000)
     assert (state.start_env_steps, state.start_updates) == (3000, 300)
     # No burst of updates for the history: the replay ratio counts from the new replay's learning_starts.
-    assert state.owed_updates(config) == 300 - int(config.learning_starts * config.updates_per_step)
-    state.env_steps += config.learning_starts + 1000
+    assert state.learning_starts(config) == config.warm_start_refill > config.learning_starts  # a larger refill
+    assert state.owed_updates(config) == 300 - int(config.warm_start_refill * config.updates_per_step)
+    state.env_steps += config.warm_start_refill + 1000
     assert state.owed_updates(config) == 300 + 500
+    # Fresh Adam moments: the step size ramps up over warm_start_lr_warmup updates, then stays.
+    assert state.learning_rate(config) == pytest.approx(config.learning_rate / config.warm_start_lr_warmup)
+    state.updates += config.warm_start_lr_warmup // 2 - 1
+    assert state.learning_rate(config) == pytest.approx(config.learning_rate / 2)
+    state.updates += config.warm_start_lr_warmup
+    assert state.learning_rate(config) == config.learning_rate
+    assert TrainState().learning_rate(config) == config.learning_rate  # a run from scratch: no ramp
     # The curve carries on; only the medium and expert snapshots came along, so only they can be chosen again.
     assert [(int(r["env_steps"]), r["snapshot"]) for r in _curve(out)] == [
         (1000, ""),
@@ -69,7 +77,8 @@ def test_a_warm_start_continues_from_the_exported_expert_with_its_counters_and_c
 
 def test_behaviour_train_init_from_an_export_continues_resumes_and_records_its_lineage(tmp_path):
     first, export, second = tmp_path / "first", tmp_path / "export", tmp_path / "second"
-    base = ["behaviour", "train", "--task", "finger-spin", "--workers", "1", *TINY]
+    refill = ["--set", "warm_start_refill=500", "--set", "warm_start_lr_warmup=100"]
+    base = ["behaviour", "train", "--task", "finger-spin", "--workers", "1", *TINY, *refill]
     _run_cli(*base, "--env-steps", "2000", "--out", str(first))
     _run_cli("behaviour", "export", str(first), "--dest", str(export))
     parent = json.loads((export / "behaviour.json").read_text())
@@ -101,6 +110,7 @@ def test_behaviour_train_init_from_an_export_continues_resumes_and_records_its_l
     _run_cli("behaviour", "export", str(second), "--dest", str(tmp_path / "export2"))
     record = json.loads((tmp_path / "export2" / "behaviour.json").read_text())
     assert f"--env-steps 4000 --init-from {export.as_posix()} --set hidden=32,32" in record["command"]
+    assert "--set warm_start_refill=500 --set warm_start_lr_warmup=100" in record["command"]
     assert record["init_from"] == init_from
     assert record["snapshots"]["medium"]["env_steps"] in (1000, 2000, 3000)  # from the kept snapshots
 

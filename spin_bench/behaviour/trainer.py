@@ -61,10 +61,21 @@ class TrainState:
     """Updates before this run's replay began: a warm start's."""
     curve: list[dict] = field(default_factory=list)
 
+    def learning_starts(self, config: DecQNConfig) -> int:
+        """Transitions this run's replay must hold before the learner updates: a warm start refills more."""
+        return config.warm_start_refill if self.start_env_steps else config.learning_starts
+
     def owed_updates(self, config: DecQNConfig) -> int:
         """Updates the replay ratio asks for by now, counted from where this run's replay began."""
-        fresh_steps = self.env_steps - self.start_env_steps - config.learning_starts
+        fresh_steps = self.env_steps - self.start_env_steps - self.learning_starts(config)
         return self.start_updates + int(fresh_steps * config.updates_per_step)
+
+    def learning_rate(self, config: DecQNConfig) -> float:
+        """The step size of the next update: after a warm start it ramps up while Adam's fresh moments settle."""
+        if not self.start_env_steps or config.warm_start_lr_warmup <= 0:
+            return config.learning_rate
+        ramp = (self.updates - self.start_updates + 1) / config.warm_start_lr_warmup
+        return config.learning_rate * min(1.0, ramp)
 
 
 class DecQNLearner:
@@ -84,7 +95,10 @@ class DecQNLearner:
         c = self.config
         return DecoupledQNetwork(obs_dim, nvec, c.hidden, c.observation_transform, c.layer_norm, c.utility_basis)
 
-    def update(self, batch: dict[str, np.ndarray]) -> float:
+    def update(self, batch: dict[str, np.ndarray], learning_rate: float | None = None) -> float:
+        """One double-Q n-step update on ``batch``; ``learning_rate``: this step's size (default: the config's)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.learning_rate if learning_rate is None else learning_rate
         b = {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in batch.items()}
         actions = b["actions"].long()
         q = self.online(b["observations"]).gather(2, actions[..., None]).squeeze(-1).mean(dim=1)
@@ -227,8 +241,9 @@ def run_training(
         state = _warm_start(warm, learner, out, config)
         log(
             f"warm start from {warm.source}: the expert at {state.env_steps:,} env steps (eval "
-            f"{float(warm.expert['eval_return_mean']):.1f}), fresh optimizer, replay refilled by it at epsilon "
-            f"{config.epsilon(state.env_steps):.3g}"
+            f"{float(warm.expert['eval_return_mean']):.1f}), fresh optimizer (step size ramped over "
+            f"{config.warm_start_lr_warmup:,} updates), replay refilled by it at epsilon "
+            f"{config.epsilon(state.env_steps):.3g} with {config.warm_start_refill:,} transitions before learning"
         )
 
     specs = [
@@ -264,9 +279,10 @@ def run_training(
                 steps = min(config.chunk_steps, -(-(env_steps - state.env_steps) // len(pool)))
                 pool.start_collect(steps, epsilon)
                 # Learn while the workers collect: the replay ratio is kept per chunk.
-                if replay.size >= config.learning_starts:
+                if replay.size >= state.learning_starts(config):
                     for _ in range(max(0, state.owed_updates(config) - state.updates)):
-                        losses.append(learner.update(replay.sample(config.batch_size, rng)))
+                        batch = replay.sample(config.batch_size, rng)
+                        losses.append(learner.update(batch, state.learning_rate(config)))
                         state.updates += 1
                 chunks, collected, finished = pool.finish_collect()
                 for chunk in chunks:

@@ -5,9 +5,10 @@ on. What the repository keeps of a run is its export, ``datasets/checkpoints/<ta
 medium snapshots, the learning curve and the training command (``behaviour.json``). A warm start makes a new run
 folder from it:
 
-- the expert's network as the online and the target network; fresh Adam moments;
-- an empty replay, refilled by the expert itself at ``epsilon_end`` (no uniform random phase), with learning
-  resuming once it holds ``learning_starts`` transitions;
+- the expert's network as the online and the target network; fresh Adam moments, with the step size ramped up
+  over ``warm_start_lr_warmup`` updates;
+- an empty replay, refilled by the expert itself at the run's epsilon (no uniform random phase), with learning
+  resuming once it holds ``warm_start_refill`` transitions;
 - the env step, update and wall-time counters carried on from the expert's curve row, and the exported curve up to
   it as the start of the new curve, with the medium and expert snapshots copied in so a later export can choose them
   (the other rows keep their numbers but have no snapshot file).
