@@ -419,9 +419,9 @@ def test_matmul_precision_applies_to_the_learner_updates_only_while_training(tmp
 
     seen, update, threads = set(), trainer.DecQNLearner.update, torch.get_num_threads()
 
-    def recording_update(self, batch):
+    def recording_update(self, batch, learning_rate=None):
         seen.add(torch.get_float32_matmul_precision())
-        return update(self, batch)
+        return update(self, batch, learning_rate)
 
     monkeypatch.setattr(trainer.DecQNLearner, "update", recording_update)
     config = DecQNConfig(hidden=(32, 32), learning_starts=500, eval_interval=1000, eval_episodes=1,

@@ -175,8 +175,7 @@ def run_training(
     warm = None
     if init_from is not None:
         warm = load_warm_start(init_from, task, bins)
-        _check_warm_start(warm, DecoupledQNetwork(obs_dim, nvec, config.hidden, config.observation_transform,
-                                                  config.layer_norm), env_steps)  # fmt: skip
+        _check_warm_start(warm, config, env_steps)
     checkpoint_path = out / "checkpoint.pt"
     out.mkdir(parents=True, exist_ok=True)
     (out / "snapshots").mkdir(exist_ok=True)
@@ -446,16 +445,18 @@ class _StopRequest:
         self._previous.clear()
 
 
-def _check_warm_start(warm: WarmStart, plain: DecoupledQNetwork, env_steps: int) -> None:
-    """A ValueError unless the export's expert has the network these settings train, and ``env_steps`` goes past it."""
+def _check_warm_start(warm: WarmStart, config: DecQNConfig, env_steps: int) -> None:
+    """A ValueError unless the export's expert has the network ``config`` trains, and ``env_steps`` goes past it."""
     expert = warm.expert_network
-    differ = [k for k in ("hidden", "observation_transform", "layer_norm") if getattr(expert, k) != getattr(plain, k)]
+    wanted = {"hidden": list(config.hidden), "observation_transform": config.observation_transform,
+              "layer_norm": config.layer_norm}  # fmt: skip
+    differ = [key for key, value in wanted.items() if getattr(expert, key) != value]
     if differ:
         raise ValueError(
             f"--init-from {warm.source.as_posix()}: its expert is a network with "
             + ", ".join(f"{k}={getattr(expert, k)!r}" for k in differ)
             + ", these settings train one with "
-            + ", ".join(f"{k}={getattr(plain, k)!r}" for k in differ)
+            + ", ".join(f"{k}={wanted[k]!r}" for k in differ)
             + f"; pass the --set options of its command ({warm.record['command']})"
         )
     if env_steps <= warm.env_steps:
