@@ -3,14 +3,16 @@
 import json
 import multiprocessing
 
+import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from spin_bench.cli.datasets import app as datasets_app
 from spin_bench.datasets.build import build_dataset
 from spin_bench.datasets.card import render_card
 from spin_bench.datasets.catalog import default_catalog_path, edit_catalog, expert_status, expert_target, load_catalog
-from spin_bench.datasets.fingerprint import compare_prefix, prefix_positions, simulate_prefix
+from spin_bench.datasets.fingerprint import _TieWatch, check_prefix, compare_prefix, prefix_positions, simulate_prefix
 from spin_bench.datasets.minari_io import episode_returns, local_dataset_dir
 
 RME = "spin/cheetah-run/random-medium-expert-v0"
@@ -38,6 +40,12 @@ def test_recorded_build_carries_a_prefix_that_resimulation_matches(tiny_catalog)
 
     result = CliRunner().invoke(datasets_app, ["check-prefix", RME])
     assert result.exit_code == 0, result.output
+
+    # A return no rounding tie explains (the random policy's has no greedy decisions) stays a failure.
+    recorded["returns"][0] += 0.5
+    problems, notes = check_prefix(entry, ds)
+    assert problems == [f"prefix episode 0: return {recorded['returns'][0] - 0.5:.4f} != recorded "
+                        f"{recorded['returns'][0]:.4f}"] and notes == []  # fmt: skip
     assert f"{RME}: OK" in result.output
 
 
@@ -131,6 +139,25 @@ def test_every_recorded_catalog_dataset_has_a_prefix_fingerprint():
 def test_catalog_dataset_prefix_rebuilds_from_its_checkpoints(dataset_id):
     """Re-simulate the prefix of every published dataset: a changed trainer, simulator or recipe fails here."""
     entry, ds = load_catalog().lookup(dataset_id)
-    recorded = ds.raw["prefix"]
-    measured = simulate_prefix(entry, ds, per_segment=recorded["episodes_per_segment"])
-    assert compare_prefix(recorded, measured) == []
+    problems, notes = check_prefix(entry, ds)
+    assert problems == [], notes  # notes: episodes another CPU's float32 rounding can send another way
+
+
+def test_tie_watch_flags_greedy_decisions_float32_rounding_could_flip_and_acts_unchanged():
+    from spin_bench.behaviour.network import DecoupledQNetwork
+    from spin_bench.behaviour.policy import BehaviourPolicy
+    from spin_bench.datasets.inference import rollout_policy
+
+    torch.manual_seed(0)
+    network = DecoupledQNetwork(6, [3, 3], (16,))
+    with torch.no_grad():  # dimension 0: bins 0 and 2 get the same, best utility, so they tie on every input
+        network.head.weight[2] = network.head.weight[0]
+        network.head.bias[0] = network.head.bias[2] = 100.0
+    policy = rollout_policy(BehaviourPolicy(network, {}))
+    watch = _TieWatch(policy)
+    obs = np.random.default_rng(0).standard_normal((20, 1, 6)).astype(np.float32)
+    acted = [watch.act(o, 0.1, np.random.default_rng(k)) for k, o in enumerate(obs)]
+    expected = [policy.act(o, 0.1, np.random.default_rng(k)) for k, o in enumerate(obs)]
+    np.testing.assert_array_equal(np.concatenate(acted), np.concatenate(expected))  # the same actions, same draws
+    assert {tie.dimension for tie in watch.ties} == {0} and [t.step for t in watch.ties] == list(range(20))
+    assert all(tie.margin == 0.0 <= tie.rounding for tie in watch.ties)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,102 @@ def compare_prefix(recorded: dict, measured: dict) -> list[str]:
             "(same returns: a platform difference in the last bits)"
         )
     return problems
+
+
+ROUNDING_TIE_FACTOR = 4.0
+"""How many times this machine's own float32 error (against float64) another CPU's float32 error may reach."""
+
+
+@dataclass(frozen=True)
+class RoundingTie:
+    """A greedy decision whose two best bins are closer than float32 rounding can tell apart."""
+
+    step: int
+    """Step of the episode."""
+    dimension: int
+    """Action dimension."""
+    margin: float
+    """float32 utility of the best bin minus the second best's."""
+    rounding: float
+    """How far float32 rounding on another CPU could move that difference."""
+
+
+class _TieWatch:
+    """Acts exactly as the rollout policy it wraps, noting each greedy decision that float32 rounding could flip."""
+
+    def __init__(self, policy):
+        self.policy, self.nvec = policy, policy.nvec
+        self.fast = policy.greedy
+        self.exact = self.fast.astype(np.float64)
+        self.ties: list[RoundingTie] = []
+        self.step = 0
+
+    def act(self, observations: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
+        u32 = self.fast.utilities(observations)[0].astype(np.float64)
+        error = np.abs(u32 - self.exact.utilities(observations)[0])
+        order = np.argsort(-u32, axis=-1, kind="stable")
+        for d in range(u32.shape[0]):
+            best, second = order[d, 0], order[d, 1]
+            if not np.isfinite(u32[d, second]):
+                continue  # a dimension with a single bin
+            margin = u32[d, best] - u32[d, second]
+            scale = max(abs(u32[d, best]), abs(u32[d, second]))
+            rounding = ROUNDING_TIE_FACTOR * (error[d, best] + error[d, second]) + 2 * np.finfo(np.float32).eps * scale
+            if margin <= rounding:
+                self.ties.append(RoundingTie(self.step, d, float(margin), float(rounding)))
+        self.step += 1
+        return self.policy.act(observations, epsilon, rng)
+
+
+def rounding_ties(entry: TaskEntry, ds: DatasetEntry, position: int, per_segment: int = PREFIX_EPISODES):
+    """Re-simulate prefix episode ``position`` and list the greedy decisions float32 rounding could flip.
+
+    The greedy action is the argmax of float32 utilities, whose last bits depend on the CPU's matrix kernels. Where
+    two bins tie that closely, another CPU can pick the other bin and the episode goes its own way from there: a
+    prefix recorded on one machine then differs on another without any change to checkpoints, simulator or
+    recipe. An episode with no such decision cannot differ that way. Returns [] for the random policy.
+    """
+    from spin_bench.datasets.rollout import _Worker, rollout_episode
+
+    job = prefix_jobs(ds, per_segment)[position]
+    config = rollout_config(entry, ds)
+    worker = _Worker(config)
+    try:
+        policy = worker.policies.get(job.policy)
+        if policy is None or not hasattr(policy.greedy, "astype"):
+            return []  # uniform random actions, or a network only torch evaluates: nothing to explain
+        watch = _TieWatch(policy)
+        rollout_episode(worker.env, watch, job, config.max_episode_steps)
+        return watch.ties
+    finally:
+        worker.close()
+
+
+def check_prefix(entry: TaskEntry, ds: DatasetEntry) -> tuple[list[str], list[str]]:
+    """Re-simulate the recorded prefix; returns (problems, notes).
+
+    A return that differs in an episode where float32 rounding could flip a greedy decision is a note, not a
+    problem: the CPU differs from the recording one (see :func:`rounding_ties`). Every other difference is a problem.
+    """
+    recorded = ds.raw["prefix"]
+    per_segment = recorded["episodes_per_segment"]
+    measured = simulate_prefix(entry, ds, per_segment=per_segment)
+    problems = compare_prefix(recorded, measured)
+    if recorded["lengths"] != measured["lengths"] or recorded.get("format") != measured["format"]:
+        return problems, []
+    notes = []
+    for i, (r, m) in enumerate(zip(recorded["returns"], measured["returns"], strict=True)):
+        if abs(r - m) <= 1e-3:
+            continue
+        ties = rounding_ties(entry, ds, i, per_segment)
+        if ties:
+            first = ties[0]
+            problems.remove(f"prefix episode {i}: return {m:.4f} != recorded {r:.4f}")
+            notes.append(
+                f"prefix episode {i}: return {m:.4f} != recorded {r:.4f}, where {len(ties)} greedy decision(s) tie "
+                f"within float32 rounding (first at step {first.step}, dimension {first.dimension}: margin "
+                f"{first.margin:.2g}, rounding {first.rounding:.2g}): another CPU's last bits, not a changed recipe"
+            )
+    if notes:  # the arrays cannot hash alike once an episode went another way
+        problems = [p for p in problems if not p.startswith("arrays sha256")]
+    return problems, notes

@@ -31,6 +31,14 @@ class NumpyGreedy:
         self.head = head
         self.padding = padding
         self.num_dims = num_dims
+        self.dtype = head[0].dtype
+
+    def astype(self, dtype) -> NumpyGreedy:
+        """The same network evaluated in another precision (float64: the reference for rounding checks)."""
+        cast = [tuple(v.astype(dtype) if isinstance(v, np.ndarray | np.floating) else v for v in layer)
+                for layer in self.layers]  # fmt: skip
+        head = (self.head[0].astype(dtype), self.head[1].astype(dtype))
+        return NumpyGreedy(cast, head, self.padding.astype(dtype), self.num_dims)
 
     @classmethod
     def from_network(cls, network) -> NumpyGreedy | None:
@@ -71,7 +79,7 @@ class NumpyGreedy:
         return converted
 
     def utilities(self, obs: np.ndarray) -> np.ndarray:
-        h = np.asarray(obs, dtype=np.float32)
+        h = np.asarray(obs, dtype=self.dtype)
         for layer in self.layers:
             kind = layer[0]
             if kind == "linear":
@@ -84,7 +92,7 @@ class NumpyGreedy:
             elif kind == "symlog":
                 h = np.sign(h) * np.log1p(np.abs(h))
             else:
-                h = np.maximum(h, np.float32(0.0))
+                h = np.maximum(h, self.dtype.type(0.0))
         u = h @ self.head[0] + self.head[1]
         return u.reshape(len(h), self.num_dims, -1) + self.padding
 
