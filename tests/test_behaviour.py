@@ -639,10 +639,15 @@ def test_status_lists_each_run_against_its_catalog_target(tmp_path, monkeypatch)
             [(1000, 60.0, 100.0, 1.5, 5.0), (2000, 120.0, 300.0, 63.0, 80.0)],
         ),
         ("dog-trot-bins10-seed0", "dog-trot", 10, {"layer_norm": "all"}, [(25000, 100.0, 6.4, 50.0, 660.0)]),
+        # Warm-started from an export at 1.9M env steps.
+        ("dog-trot-bins3-seed0", "dog-trot", 3, {"init_from": 1_900_000}, [(1_925_000, 60.0, 180.0, 30.0, 40.0)]),
         ("cheetah-run-bins7-seed0", "cheetah-run", 7, {}, [(5000, 10.0, 1.5, "", "")]),  # no catalog entry, no Q logged
     ]:
         (root / name).mkdir(parents=True)
+        init_from = decqn.pop("init_from", None)
         config = {"task": task, "bins": bins, "seed": 0, "decqn": {**DecQNConfig().to_dict(), **decqn}}
+        if init_from:
+            config["init_from"] = {"path": "datasets/checkpoints/dog-trot/bins3", "env_steps": init_from}
         (root / name / "config.json").write_text(json.dumps(config))
         lines = ["env_steps,wall_seconds,q_mean,q_max,eval_return_mean"]
         lines += [f"{step},{seconds},{q_mean},{q_max},{ret}" for step, seconds, ret, q_mean, q_max in rows]
@@ -652,14 +657,20 @@ def test_status_lists_each_run_against_its_catalog_target(tmp_path, monkeypatch)
     monkeypatch.setenv("COLUMNS", "200")  # one line per run
     out = _run_cli("behaviour", "status", str(root))
     lines = {line.split()[0]: line for line in out.stdout.splitlines() if "-seed0" in line}
-    assert sorted(lines) == ["cheetah-run-bins7-seed0", "dog-trot-bins10-seed0", "finger-spin-bins3-seed0"]
+    assert sorted(lines) == [
+        "cheetah-run-bins7-seed0",
+        "dog-trot-bins10-seed0",
+        "dog-trot-bins3-seed0",
+        "finger-spin-bins3-seed0",
+    ]
     # finger-spin: best 300 at 2,000 env steps, 41% of its 725.6 target; 1,000 env steps in 60 s.
     assert "2,000" in lines["finger-spin-bins3-seed0"] and "300.0 (0.002M)" in lines["finger-spin-bins3-seed0"]
     assert "726 (41%)" in lines["finger-spin-bins3-seed0"] and " 17 " in lines["finger-spin-bins3-seed0"]
     assert " 2.1x " in lines["finger-spin-bins3-seed0"]  # Q mean 63 for a policy worth (300 / 1000) / 0.01 = 30
     assert "660 diverged" in lines["dog-trot-bins10-seed0"] and "626 (1%)" in lines["dog-trot-bins10-seed0"]
     assert " 50.0x " in lines["dog-trot-bins10-seed0"]  # Q mean 50 for a policy worth 0.64, floored at 1
-    assert "layer_norm=all" in lines["dog-trot-bins10-seed0"]
+    assert "layer_norm=all" in lines["dog-trot-bins10-seed0"] and "export" not in lines["dog-trot-bins10-seed0"]
+    assert lines["dog-trot-bins3-seed0"].rstrip().endswith("from 1.9M export")
     # No target, no Q max, no Q/eval, one evaluation.
     assert lines["cheetah-run-bins7-seed0"].split()[5:9] == ["–", "–", "–", "–"]
 

@@ -45,6 +45,8 @@ class RunStatus:
     """Env steps per second over the last evaluation interval (None with a single evaluation)."""
     settings: list[str]
     """Its non-default DecQN hyperparameters, as ``key=value``."""
+    warm_start_steps: int | None
+    """Env steps of the export it was warm-started from (``--init-from``), or None for a run from scratch."""
     target: float | None
     """The catalog's expert target for (task, bins), or None where the catalog has no target."""
 
@@ -85,6 +87,7 @@ def run_status(run: Path, targets: dict[tuple[str, int], float | None]) -> RunSt
         hours=float(last["wall_seconds"]) / 3600.0,
         recent_steps_per_second=recent,
         settings=nondefault_overrides(config["decqn"]),
+        warm_start_steps=int(config["init_from"]["env_steps"]) if config.get("init_from") else None,
         target=targets.get((task, bins)),
     )
 

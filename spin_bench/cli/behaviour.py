@@ -187,7 +187,8 @@ def status(
 
     Returns are the runs' 10-episode evaluations; "target (best)" shows the best as a share of the target, which
     the exported expert's 100-episode reference must reach. "Q/eval" is the mean greedy Q over the value the last
-    eval return implies, (R / 1000) / (1 - gamma); red past 5x, an overestimating critic.
+    eval return implies, (R / 1000) / (1 - gamma); red past 5x, an overestimating critic. "settings" starts with
+    "from <N>M export" for a run warm-started with --init-from (its curve begins with that export's).
     """
     from rich import print as rprint
     from rich.table import Table
@@ -219,6 +220,6 @@ def status(
             f"[red]{ratio}[/red]" if s.overestimated else ratio,
             "–" if s.recent_steps_per_second is None else f"{s.recent_steps_per_second:.0f}",
             f"{s.hours:.1f}",
-            " ".join(s.settings),
+            " ".join(([f"from {s.warm_start_steps / 1e6:.3g}M export"] if s.warm_start_steps else []) + s.settings),
         )
     rprint(table)
