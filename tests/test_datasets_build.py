@@ -26,6 +26,7 @@ from spin_bench.datasets.minari_io import (
     local_dataset_dir,
     staging_area,
 )
+from spin_bench.datasets.progress import episode_progress
 
 EXPERT = "spin/cheetah-run/expert-v0"
 
@@ -183,6 +184,7 @@ def test_cli_list_info_build(tiny_catalog):
     result = runner.invoke(datasets_app, ["build", EXPERT, "--workers", "1", "--record"])
     assert result.exit_code == 0, result.output
     assert "recorded" in result.output
+    assert f"build {EXPERT}: " in result.output and " episodes, " in result.output  # plain progress lines
     result = runner.invoke(datasets_app, ["build", EXPERT, "--workers", "1"])
     assert result.exit_code == 1
     assert result.output.strip().count("\n") == 0 and "already installed" in result.output
@@ -225,3 +227,16 @@ def test_an_expert_below_its_target_blocks_every_dataset_of_its_entry(tmp_path, 
     ):
         build_dataset("spin/cheetah-run/random-v0", workers=1, progress=False)
     assert not is_installed("spin/cheetah-run/random-v0")
+
+
+def test_progress_redirected_to_a_file_prints_plain_lines(capsys):
+    # Under pytest stderr is not a terminal, as under `nohup ... > log`: a rich bar would
+    # only appear at the end, so the rollout reports a plain line per tenth instead.
+    with episode_progress("build spin/x/expert-v0", 25) as advance:
+        for _ in range(25):
+            advance(range(10))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 9  # every 3rd episode of 25, and the last
+    assert lines[0].startswith("build spin/x/expert-v0: 3/25 episodes, 30 steps, ")
+    assert lines[-1].startswith("build spin/x/expert-v0: 25/25 episodes, 250 steps, ")
+    assert lines[-1].endswith("about 0 s left")
