@@ -38,6 +38,30 @@ def check_utility_basis(utility_basis: int, nvec: Sequence[int]) -> None:
         raise ValueError(f"utility_basis needs the same bins in every dimension, not {sorted(set(nvec))}")
 
 
+def utility_coefficients(
+    head_weight: torch.Tensor, head_bias: torch.Tensor, num_dims: int, basis: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The basis coefficients of a plain head's utilities: weights ``(N, K, hidden)`` and biases ``(N, K)`` with
+    ``plain = coefficients @ basis`` (least squares in float64, exact for utilities of degree K - 1 over the bins).
+
+    ``basis``: ``(K, bins)``, the bins of the plain head. Utilities the basis cannot express are a ValueError.
+    """
+    basis = basis.double()
+    degree_count, bins = basis.shape
+    solve = torch.linalg.pinv(basis)  # (bins, K)
+    weight = head_weight.detach().double().view(num_dims, bins, -1)
+    bias = head_bias.detach().double().view(num_dims, bins)
+    coefficients = torch.einsum("nmh,mk->nkh", weight, solve)
+    residual = (torch.einsum("nkh,km->nmh", coefficients, basis) - weight).abs().max()
+    if residual > 1e-4 * weight.abs().max().clamp_min(1e-12):
+        relative = float(residual / weight.abs().max())
+        raise ValueError(
+            f"these utilities are not of degree {degree_count - 1} over the bins (relative residual "
+            f"{relative:.2g}): not the weights of a utility_basis={degree_count} network"
+        )
+    return coefficients.float(), (bias @ solve).float()
+
+
 class DecoupledQNetwork(nn.Module):
     """MLP torso with a linear head of N x max_m utilities.
 
@@ -129,21 +153,12 @@ class DecoupledQNetwork(nn.Module):
         self.torso.load_state_dict(
             {k.removeprefix("torso."): v for k, v in state_dict.items() if k.startswith("torso.")}
         )
-        basis = self.basis.double()
-        solve = torch.linalg.pinv(basis)  # (bins, K): plain = coefficients @ basis, so coefficients = plain @ solve
-        weight = state_dict["head.weight"].double().view(self.num_dims, self.max_bins, -1)
-        bias = state_dict["head.bias"].double().view(self.num_dims, self.max_bins)
-        coefficients = torch.einsum("nmh,mk->nkh", weight, solve)
-        residual = (torch.einsum("nkh,km->nmh", coefficients, basis) - weight).abs().max()
-        if residual > 1e-4 * weight.abs().max().clamp_min(1e-12):
-            relative = float(residual / weight.abs().max())
-            raise ValueError(
-                f"these utilities are not of degree {self.utility_basis - 1} over the bins (relative residual "
-                f"{relative:.2g}): not the weights of a utility_basis={self.utility_basis} network"
-            )
+        coefficients, coefficient_bias = utility_coefficients(
+            state_dict["head.weight"], state_dict["head.bias"], self.num_dims, self.basis
+        )
         with torch.no_grad():
-            self.head.weight.copy_(coefficients.reshape(-1, weight.shape[-1]))
-            self.head.bias.copy_((bias @ solve).reshape(-1))
+            self.head.weight.copy_(coefficients.reshape(-1, coefficients.shape[-1]))
+            self.head.bias.copy_(coefficient_bias.reshape(-1))
 
     def architecture(self) -> dict:
         """Constructor arguments, JSON- and ``weights_only``-safe."""

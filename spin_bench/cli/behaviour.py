@@ -86,6 +86,40 @@ def export(
     rprint(f"wrote {dest}/behaviour.json")
 
 
+@app.command("rebin")
+def rebin(
+    source: Annotated[Path, typer.Argument(help="A behaviour export (datasets/checkpoints/<task>/bins<M>).")],
+    bins: Annotated[int, typer.Option(help="Bins per action dimension of the new export.")],
+    dest: Annotated[Path, typer.Option(help="Destination folder of the new export (outside datasets/ until trained).")],
+    utility_basis: Annotated[
+        int | None, typer.Option(help="Coefficients per dimension (default: the source's bins, exact for any source).")
+    ] = None,
+    episodes: Annotated[
+        int | None, typer.Option(help="Evaluation episodes per snapshot at the new bins (default: the source's).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Evaluation processes (default: one per core).")] = 0,
+) -> None:
+    """Carry an export's medium and expert to another bin count through a polynomial utility basis.
+
+    Continue it there with `behaviour train --bins M --init-from DEST --set utility_basis=K` (K: the source's bins)
+    plus the --set options of the source's command.
+    """
+    from rich import print as rprint
+
+    from spin_bench.behaviour.rebin import rebin_export
+
+    if bins < 2:
+        raise ValueError(f"--bins {bins} must be >= 2")
+    record = rebin_export(source, bins, dest, utility_basis=utility_basis, episodes=episodes, workers=workers or None)
+    for quality, snap in record["snapshots"].items():
+        rprint(
+            f"{quality} (step {snap['env_steps']:,}) at {bins} bins: eval return {snap['eval_return_mean']:.1f} "
+            f"+- {snap['eval_return_std']:.1f} ({snap['eval_episodes']} episodes), sha256 {snap['sha256'][:12]}"
+        )
+    rprint(f"wrote {dest}/behaviour.json; continue with --init-from {dest} --set utility_basis="
+           f"{record['decqn']['utility_basis']}")  # fmt: skip
+
+
 @app.command("diagnose")
 def diagnose(
     run: Annotated[Path, typer.Argument(help="A behaviour run folder (runs/behaviour/<task>-bins<M>-seed<S>).")],
