@@ -65,9 +65,9 @@ def evaluate_snapshot(path: Path, task: str, bins: int, episodes: int, epsilon: 
     from spin_bench.behaviour.trainer import EVAL_SEED_BASE
     from spin_bench.datasets.catalog import Segment
     from spin_bench.datasets.rollout import RolloutConfig, run_episodes, segment_jobs
-    from spin_bench.envs import env_id
+    from spin_bench.envs import EPISODE_STEPS, env_id
 
-    config = RolloutConfig(env_id(task), {"bins": bins}, {"snapshot": str(path)}, max_episode_steps=1000)
+    config = RolloutConfig(env_id(task), {"bins": bins}, {"snapshot": str(path)}, max_episode_steps=EPISODE_STEPS)
     jobs = segment_jobs([Segment("snapshot", episodes, EVAL_SEED_BASE, epsilon)])
     return np.array([e.episode_return for e in run_episodes(config, jobs, workers=workers)])
 
@@ -91,10 +91,11 @@ def rebin_export(
     source, dest = Path(source), Path(dest)
     if not (source / "behaviour.json").is_file():
         raise ValueError(f"{str(source)!r} is not a behaviour export (no behaviour.json)")
-    record = json.loads((source / "behaviour.json").read_text())
-    if int(record["bins"]) == bins:
+    header = json.loads((source / "behaviour.json").read_text())
+    if int(header["bins"]) == bins:
         raise ValueError(f"--bins {bins}: {str(source)!r} is already at {bins} bins")
-    warm = load_warm_start(source, record["task"], int(record["bins"]))  # checks the files' sha256 and the curve
+    warm = load_warm_start(source, header["task"], int(header["bins"]))  # checks the files' sha256 and the curve
+    record = warm.record
     decqn = dict(record["decqn"])
     degree_count = int(record["bins"]) if utility_basis is None else int(utility_basis)
     decqn["utility_basis"] = degree_count
@@ -122,10 +123,13 @@ def rebin_export(
             "eval_return_std": round(float(returns.std()), 2),
             "eval_episodes": int(returns.size),
         }
+        trained = rows[int(snap["env_steps"])]  # the training behind the snapshot, as the source logged it
         curve.append(
             {
-                **{k: rows[int(snap["env_steps"])].get(k, "") for k in ("env_steps", "updates", "wall_seconds")},
-                **{k: rows[int(snap["env_steps"])].get(k, "") for k in ("epsilon", "loss", "train_return")},
+                **{
+                    k: trained.get(k, "")
+                    for k in ("env_steps", "updates", "wall_seconds", "epsilon", "loss", "train_return")
+                },
                 "eval_return_mean": snapshots[quality]["eval_return_mean"],
                 "eval_return_std": snapshots[quality]["eval_return_std"],
                 "eval_episodes": int(returns.size),
