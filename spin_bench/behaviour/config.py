@@ -63,6 +63,13 @@ class DecQNConfig:
     """Max global gradient norm."""
     replay_size: int = 1_000_000
     """Capacity of the replay buffer (transitions)."""
+    priority_exponent: float = 0.0
+    """Prioritized replay's alpha, in [0, 1]: transitions are drawn in proportion to (|TD error| + 1e-6) ** alpha.
+    0 draws uniformly. DecQN's own agent used 0.6, which replays the rare transitions it cannot yet predict (a
+    humanoid lifting its head) far more often than their share of the replay."""
+    importance_exponent: float = 0.2
+    """Prioritized replay's beta, in [0, 1]: each drawn transition's loss is weighted by (size * P(i)) ** -beta,
+    divided by the batch's largest weight (DecQN's 0.2). Unused when ``priority_exponent`` is 0."""
     learning_starts: int = 10_000
     """Environment steps of uniform random actions before learning starts."""
     updates_per_step: float = 0.5
@@ -94,6 +101,9 @@ class DecQNConfig:
         check_choice("observation_transform", self.observation_transform, OBSERVATION_TRANSFORMS)
         check_choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         check_choice("target_clip", self.target_clip, TARGET_CLIPS)
+        for key in ("priority_exponent", "importance_exponent"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"{key}={getattr(self, key)} must be in [0, 1]")
         if self.utility_basis < 0 or self.utility_basis == 1:
             raise ValueError(f"utility_basis={self.utility_basis} must be 0 (free utilities) or >= 2")
 

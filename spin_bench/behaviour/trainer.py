@@ -36,7 +36,7 @@ from spin_bench.behaviour.curve import logged_value, read_curve, write_curve
 from spin_bench.behaviour.diagnose import DIVERGED_Q_FACTOR, diverged_q, greedy_q, implied_q, q_bound
 from spin_bench.behaviour.network import DecoupledQNetwork, check_utility_basis
 from spin_bench.behaviour.policy import save_snapshot
-from spin_bench.behaviour.replay import NStepReplay
+from spin_bench.behaviour.replay import NStepReplay, PrioritizedReplay
 from spin_bench.behaviour.warm_start import WarmStart, load_warm_start, snapshot_name
 from spin_bench.behaviour.workers import WorkerPool, WorkerSpec
 
@@ -96,7 +96,20 @@ class DecQNLearner:
         return DecoupledQNetwork(obs_dim, nvec, c.hidden, c.observation_transform, c.layer_norm, c.utility_basis)
 
     def update(self, batch: dict[str, np.ndarray], learning_rate: float | None = None) -> float:
-        """One double-Q n-step update on ``batch``; ``learning_rate``: this step's size (default: the config's)."""
+        """One double-Q n-step update on ``batch``; ``learning_rate``: this step's size (default: the config's).
+
+        A ``weights`` entry in ``batch`` (prioritized replay's importance weights) weights each transition's loss.
+        """
+        return self._update(batch, learning_rate)[0].item()
+
+    def update_with_td_errors(
+        self, batch: dict[str, np.ndarray], learning_rate: float | None = None
+    ) -> tuple[float, np.ndarray]:
+        """:meth:`update`, also returning each transition's |TD error| (new priorities for a prioritized replay)."""
+        loss, td_errors = self._update(batch, learning_rate)
+        return loss.item(), td_errors.abs().cpu().numpy()
+
+    def _update(self, batch: dict[str, np.ndarray], learning_rate: float | None) -> tuple[torch.Tensor, torch.Tensor]:
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.learning_rate if learning_rate is None else learning_rate
         b = {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -109,14 +122,17 @@ class DecQNLearner:
             target = b["returns"] + b["discounts"] * next_q
             if self.config.target_clip == "bound":
                 target = target.clamp(0.0, q_bound(self.config.gamma))
-        loss = F.huber_loss(q, target, delta=self.config.huber_delta)
+        if "weights" in b:
+            loss = (F.huber_loss(q, target, reduction="none", delta=self.config.huber_delta) * b["weights"]).mean()
+        else:
+            loss = F.huber_loss(q, target, delta=self.config.huber_delta)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.config.grad_clip)
         self.optimizer.step()
         with torch.no_grad():
             torch._foreach_lerp_(list(self.target.parameters()), list(self.online.parameters()), self.config.tau)
-        return loss.item()
+        return loss.detach(), (target - q).detach()
 
     def policy_network(self) -> DecoupledQNetwork:
         """The online network as workers and snapshots get it: an ordinary head (a utility basis folded in)."""
@@ -124,6 +140,25 @@ class DecQNLearner:
 
     def cpu_weights(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().clone() for k, v in self.policy_network().state_dict().items()}
+
+
+def make_replay(config: DecQNConfig, obs_dim: int, num_dims: int) -> NStepReplay:
+    """The replay ``config`` asks for: prioritized when ``priority_exponent`` > 0, else uniform."""
+    if config.priority_exponent > 0:
+        return PrioritizedReplay(
+            config.replay_size, obs_dim, num_dims, config.priority_exponent, config.importance_exponent
+        )
+    return NStepReplay(config.replay_size, obs_dim, num_dims)
+
+
+def _learn_once(learner: DecQNLearner, replay: NStepReplay, rng: np.random.Generator, learning_rate: float) -> float:
+    """One update on a batch drawn from ``replay``; a prioritized replay gets the batch's TD errors back."""
+    if isinstance(replay, PrioritizedReplay):
+        idx, batch = replay.sample_prioritized(learner.config.batch_size, rng)
+        loss, td_errors = learner.update_with_td_errors(batch, learning_rate)
+        replay.update_priorities(idx, td_errors)
+        return loss
+    return learner.update(replay.sample(learner.config.batch_size, rng), learning_rate)
 
 
 def _numpy_rng_state(rng: np.random.Generator) -> dict:
@@ -211,7 +246,7 @@ def run_training(
     torch.manual_seed(seed)
     rng = np.random.default_rng([seed, 0])
     learner = DecQNLearner(obs_dim, nvec, config, torch_device)
-    replay = NStepReplay(config.replay_size, obs_dim, len(nvec))
+    replay = make_replay(config, obs_dim, len(nvec))
     state = TrainState(next_eval=config.eval_interval)
 
     if checkpoint_path.exists():
@@ -280,8 +315,7 @@ def run_training(
                 # Learn while the workers collect: the replay ratio is kept per chunk.
                 if replay.size >= state.learning_starts(config):
                     for _ in range(max(0, state.owed_updates(config) - state.updates)):
-                        batch = replay.sample(config.batch_size, rng)
-                        losses.append(learner.update(batch, state.learning_rate(config)))
+                        losses.append(_learn_once(learner, replay, rng, state.learning_rate(config)))
                         state.updates += 1
                 chunks, collected, finished = pool.finish_collect()
                 for chunk in chunks:
