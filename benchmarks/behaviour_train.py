@@ -1,12 +1,15 @@
 """Where the behaviour trainer's time goes: the DecQN learner against the simulator, per benchmark task shape.
 
 Usage: python benchmarks/behaviour_train.py [--tasks cheetah-run quadruped-walk humanoid-stand dog-trot]
-       [--updates 300] [--sim-steps 3000] [--threads 1] [--device cpu] [--bins 3] [--base key=value ...]
+       [--updates 300] [--sim-steps 3000] [--threads 1] [--device cpu] [--bins 3] [--replay-rows 100000]
+       [--base key=value ...]
        [--set matmul_precision=medium ...]
 
-learner: ``DecQNLearner.update`` (double-Q n-step update, Adam, Polyak) at the default config
-(256-256, batch 256; ``--base`` and ``--set`` change it) on random batches of the task's shapes, after a warm-up;
-torch threads as given (the trainer gives the learner the cores its workers leave: 1 of 2 here).
+learner: the trainer's learning step (a batch drawn from a replay of ``--replay-rows`` random transitions of the
+task's shapes, then ``DecQNLearner.update``'s double-Q n-step update, Adam, Polyak; with ``priority_exponent`` > 0 the
+prioritized draw and the priority update too) at the default config (256-256, batch 256; ``--base`` and ``--set``
+change it), after a warm-up; torch threads as given (the trainer gives the learner the cores its workers leave: 1
+of 2 here).
 sim: one env (``gymnasium.make`` of ``SPIN/<task>-disc-v0``) stepped with uniform random actions on one core, the
 raw simulation a worker does between policy calls.
 The trainer overlaps the two (workers collect while the learner updates), so at ``updates_per_step`` u its env steps/s
@@ -20,39 +23,49 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 import spin_bench
 from spin_bench.behaviour.config import DecQNConfig, apply_overrides
-from spin_bench.behaviour.trainer import DecQNLearner, learner_matmul_precision
+from spin_bench.behaviour.replay import NStepReplay
+from spin_bench.behaviour.trainer import DecQNLearner, learn_step, learner_matmul_precision, make_replay
 
 
-def learner_rate(config: DecQNConfig, obs_dim: int, nvec: list[int], updates: int, device: torch.device) -> float:
-    """Updates/s of a DecQN learner on random batches of this shape, at the config's matmul precision."""
+def learner_rate(
+    config: DecQNConfig, obs_dim: int, nvec: list[int], updates: int, device: torch.device, replay_rows: int
+) -> float:
+    """Learning steps/s of a DecQN learner drawing from a replay of random transitions of this shape, at the
+    config's matmul precision."""
     learner = DecQNLearner(obs_dim, nvec, config, device)
-    with learner_matmul_precision(config):  # as run_training sets it for its learner
-        return _timed_updates(learner, obs_dim, nvec, updates)
-
-
-def _timed_updates(learner: DecQNLearner, obs_dim: int, nvec: list[int], updates: int) -> float:
-    config = learner.config
+    replay = _random_replay(config, obs_dim, nvec, replay_rows)
     rng = np.random.default_rng(0)
-    b, n = config.batch_size, len(nvec)
-    batch = {
-        "observations": rng.standard_normal((b, obs_dim), dtype=np.float32),
-        "actions": rng.integers(0, min(nvec), (b, n)).astype(np.int8),
-        "returns": rng.standard_normal(b, dtype=np.float32),
-        "next_observations": rng.standard_normal((b, obs_dim), dtype=np.float32),
-        "discounts": np.full(b, config.gamma**config.n_step, dtype=np.float32),
-    }
-    for _ in range(max(10, updates // 10)):  # warm-up: allocator, kernels
-        learner.update(batch)
-    start = time.perf_counter()
-    for _ in range(updates):
-        learner.update(batch)  # .item() inside syncs, so CUDA timings are honest too
-    return updates / (time.perf_counter() - start)
+    with learner_matmul_precision(config):  # as run_training sets it for its learner
+        for _ in range(max(10, updates // 10)):  # warm-up: allocator, kernels
+            learn_step(learner, replay, rng, config.learning_rate)
+        start = time.perf_counter()
+        for _ in range(updates):
+            learn_step(learner, replay, rng, config.learning_rate)  # .item() inside syncs: CUDA timings are honest
+        return updates / (time.perf_counter() - start)
+
+
+def _random_replay(config: DecQNConfig, obs_dim: int, nvec: list[int], rows: int) -> NStepReplay:
+    replay = make_replay(replace(config, replay_size=rows), obs_dim, len(nvec))
+    rng = np.random.default_rng(1)
+    for start in range(0, rows, 10_000):
+        count = min(10_000, rows - start)
+        replay.add(
+            {
+                "observations": rng.standard_normal((count, obs_dim), dtype=np.float32),
+                "actions": rng.integers(0, min(nvec), (count, len(nvec))).astype(np.int8),
+                "returns": rng.standard_normal(count, dtype=np.float32),
+                "next_observations": rng.standard_normal((count, obs_dim), dtype=np.float32),
+                "discounts": np.full(count, config.gamma**config.n_step, dtype=np.float32),
+            }
+        )
+    return replay
 
 
 def sim_rate(task: str, steps: int) -> tuple[float, int, int]:
@@ -82,6 +95,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--bins", type=int, default=3)
+    parser.add_argument("--replay-rows", type=int, default=100_000, help="random transitions the learner draws from")
     parser.add_argument("--base", action="append", default=[], help="key=value for both learners, repeatable")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="key=value, repeatable")
     args = parser.parse_args()
@@ -104,11 +118,12 @@ def main() -> None:
             # Interleaved halves, so a load change on the machine hits both learners alike.
             half = max(1, args.updates // 2)
             order = (config, base, config, base)
-            rates = [learner_rate(c, obs_dim, [args.bins] * n, half, device) for c in order]
+            rates = [learner_rate(c, obs_dim, [args.bins] * n, half, device, args.replay_rows) for c in order]
             updates, reference_rate = (rates[0] + rates[2]) / 2, (rates[1] + rates[3]) / 2
             versus = f"{updates / reference_rate:>11.2f}x"
         else:
-            updates, versus = learner_rate(config, obs_dim, [args.bins] * n, args.updates, device), ""
+            updates = learner_rate(config, obs_dim, [args.bins] * n, args.updates, device, args.replay_rows)
+            versus = ""
         cap = min(sim, updates / ratio)
         bound = f"learner ({sim / (updates / ratio):.1f}x slower than sim)" if updates / ratio < sim else "sim"
         print(f"{task:<16}{obs_dim:>5}{n:>4}{updates:>15,.0f}{versus}{sim:>13,.0f}{cap:>13,.0f}  {bound}")

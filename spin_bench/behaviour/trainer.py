@@ -151,7 +151,7 @@ def make_replay(config: DecQNConfig, obs_dim: int, num_dims: int) -> NStepReplay
     return NStepReplay(config.replay_size, obs_dim, num_dims)
 
 
-def _learn_once(learner: DecQNLearner, replay: NStepReplay, rng: np.random.Generator, learning_rate: float) -> float:
+def learn_step(learner: DecQNLearner, replay: NStepReplay, rng: np.random.Generator, learning_rate: float) -> float:
     """One update on a batch drawn from ``replay``; a prioritized replay gets the batch's TD errors back."""
     if isinstance(replay, PrioritizedReplay):
         idx, batch = replay.sample_prioritized(learner.config.batch_size, rng)
@@ -315,7 +315,7 @@ def run_training(
                 # Learn while the workers collect: the replay ratio is kept per chunk.
                 if replay.size >= state.learning_starts(config):
                     for _ in range(max(0, state.owed_updates(config) - state.updates)):
-                        losses.append(_learn_once(learner, replay, rng, state.learning_rate(config)))
+                        losses.append(learn_step(learner, replay, rng, state.learning_rate(config)))
                         state.updates += 1
                 chunks, collected, finished = pool.finish_collect()
                 for chunk in chunks:
