@@ -22,13 +22,15 @@ class NStepReplay:
         self.size = 0
         self.cursor = 0
 
-    def add(self, chunk: dict[str, np.ndarray]) -> None:
+    def add(self, chunk: dict[str, np.ndarray]) -> np.ndarray:
+        """Write ``chunk``'s rows at the cursor (overwriting the oldest when full); returns the row indices."""
         count = len(chunk["returns"])
         idx = (self.cursor + np.arange(count)) % self.capacity
         for name in FIELDS:
             getattr(self, name)[idx] = chunk[name]
         self.cursor = int((self.cursor + count) % self.capacity)
         self.size = int(min(self.capacity, self.size + count))
+        return idx
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         idx = rng.integers(0, self.size, size=batch_size)
@@ -85,10 +87,10 @@ class PrioritizedReplay(NStepReplay):
     def total(self) -> float:
         return float(self.tree[1])
 
-    def add(self, chunk: dict[str, np.ndarray]) -> None:
-        idx = (self.cursor + np.arange(len(chunk["returns"]))) % self.capacity
-        super().add(chunk)
+    def add(self, chunk: dict[str, np.ndarray]) -> np.ndarray:
+        idx = super().add(chunk)
         self._set(idx, np.full(len(idx), self.max_priority**self.alpha))
+        return idx
 
     def sample_prioritized(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
         """Row indices and a batch drawn by priority (one draw per equal slice of the total), with ``weights``."""
@@ -126,8 +128,8 @@ class PrioritizedReplay(NStepReplay):
             self.tree[node] = self.tree[2 * node] + self.tree[2 * node + 1]
 
     def _extra_arrays(self) -> dict[str, np.ndarray]:
-        leaves = self.tree[self.leaves : self.leaves + self.size]
-        return {"priorities": leaves.copy(), "max_priority": np.float64(self.max_priority)}
+        priorities = self.tree[self.leaves : self.leaves + self.size]  # a view: np.savez writes it at once
+        return {"priorities": priorities, "max_priority": np.float64(self.max_priority)}
 
     def _load_extra_arrays(self, data) -> None:
         self.tree[:] = 0.0
