@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from spin_bench.agents.base import Agent, Batch, autocast, maybe_compile, seeded
+from spin_bench.agents.base import Agent, Batch, maybe_compile, seeded
 from spin_bench.agents.config import TrainConfig
 from spin_bench.agents.policies import MLPActor
 
@@ -43,9 +43,8 @@ class BCAgent(Agent):
         return self.actor.sample(obs, deterministic, generator)
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        """Negative log-likelihood of the dataset's joint actions."""
-        with autocast(self.device, self.config.bf16):
-            return -self.actor.log_prob(batch.observations, batch.actions).mean()
+        """Negative log-likelihood of the dataset's joint actions (float32: the MLP actor is never autocast)."""
+        return -self.actor.log_prob(batch.observations, batch.actions).mean()
 
     def update(self, batch: Batch) -> dict[str, float]:
         loss = self._loss(batch)

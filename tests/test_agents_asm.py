@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from spin_bench.agents import SPINConfig, TransitionSampler, make_agent
-from spin_bench.agents.asm import load_or_pretrain_asm, mask_actions, masked_modelling_loss
+from spin_bench.agents.asm import asm_cache_key, load_or_pretrain_asm, mask_actions, masked_modelling_loss
 from spin_bench.datasets import Transitions
 
 SMALL = dict(
@@ -46,7 +46,7 @@ def test_masking_selects_15_percent_then_80_10_10():
 
 
 def test_at_least_one_token_is_selected_per_batch():
-    cfg = SPINConfig(mask_prob=0.0)
+    cfg = SPINConfig(mask_prob=1e-9)  # below float32 rand's resolution: the Bernoulli draw selects nothing
     actions = torch.zeros(8, 3, dtype=torch.long)
     for seed in range(5):
         _, selected = mask_actions(actions, torch.tensor([3, 3, 3]), cfg, torch.Generator().manual_seed(seed))
@@ -87,6 +87,27 @@ def test_asm_pretraining_is_deterministic_and_cached(tmp_path):
     # Stage-2 settings are not part of the key.
     _, rec = load_or_pretrain_asm(data, SPINConfig(**SMALL, **ASM_SHORT, beta=1.0), 3, torch.device("cpu"), tmp_path)
     assert rec.cached
+
+
+def test_the_cache_key_names_the_forward_pass_precision():
+    cfg = SPINConfig(**SMALL, **ASM_SHORT)
+    keys = {asm_cache_key("data", (3, 4, 2), 0, cfg, dtype) for dtype in (None, torch.bfloat16, torch.float16)}
+    assert len(keys) == 3  # a float32 ASM is never served to a bf16 run, nor the reverse
+
+
+def test_a_cache_dir_under_home_is_expanded(tmp_path, monkeypatch):
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    data = transitions()
+    agent = make_agent("spin", 5, [3, 4, 2], seed=0, **SMALL, **ASM_SHORT)
+    agent.pretrain(data, cache_dir="~/.cache/spin-bench/asm")  # as the README writes it
+    assert len(list((home / ".cache/spin-bench/asm").glob("asm-*.pt"))) == 1
+    assert not (work / "~").exists()
+    again = make_agent("spin", 5, [3, 4, 2], seed=0, **SMALL, **ASM_SHORT)
+    again.pretrain(data, cache_dir="~/.cache/spin-bench/asm")
+    assert again.pretrain_record.cached
 
 
 def test_spin_stage2_keeps_the_asm_trunk_bit_identical(tmp_path):

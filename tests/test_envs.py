@@ -119,7 +119,7 @@ def test_seeds_match_dm_control_and_large_seeds_work():
     assert big[0].tobytes() == big[1].tobytes() != big[2].tobytes()
 
 
-def test_truncation_at_one_thousand_steps_never_terminates():
+def test_truncation_at_one_thousand_steps_never_terminates_then_step_needs_a_reset():
     env = gym.make("SPIN/cheetah-run-disc-v0")
     env.reset(seed=0)
     action = np.ones(6, dtype=np.int64)
@@ -127,6 +127,94 @@ def test_truncation_at_one_thousand_steps_never_terminates():
         _, _, terminated, truncated, _ = env.step(action)
         assert not terminated
         assert truncated == (t == 1000)
+    for _ in range(2):  # every step after the end is refused, not only the first
+        with pytest.raises(gym.error.ResetNeeded, match=r"cheetah-run: step\(\) called after the episode ended; call"):
+            env.step(action)
+    first = env.reset(seed=0)[0]
+    assert env.step(action)[0].shape == first.shape
+
+
+def test_step_before_the_first_reset_is_refused():
+    env = DiscreteDMCEnv("cheetah-run")
+    with pytest.raises(gym.error.ResetNeeded, match=r"before the first reset\(\); call reset\(\) first"):
+        env.step(np.ones(6, dtype=np.int64))
+    env.reset(seed=0)
+    env.step(np.ones(6, dtype=np.int64))
+
+
+def _lqr_rollout(seed):
+    env = gym.make("SPIN/lqr-lqr_6_2-disc-v0")
+    obs, _ = env.reset(seed=seed)
+    actions = np.random.default_rng(0).integers(0, 3, size=(30, 2))  # longer bang-bang control destabilizes it
+    rewards = [env.step(a)[1] for a in actions]
+    return obs, np.array(rewards), env.unwrapped.physics.model.jnt_stiffness.copy()
+
+
+def test_lqr_is_deterministic_given_the_seed_model_included():
+    from dm_control import suite
+
+    obs, rewards, stiffness = _lqr_rollout(3)
+    obs2, rewards2, stiffness2 = _lqr_rollout(3)  # a second instance: dm_control draws the model at build time
+    assert obs.tobytes() == obs2.tobytes() and rewards.tobytes() == rewards2.tobytes()
+    np.testing.assert_array_equal(stiffness, stiffness2)
+    other = _lqr_rollout(4)
+    assert not np.array_equal(other[2], stiffness)  # the seed draws the model
+    raw = suite.load("lqr", "lqr_6_2", task_kwargs={"random": 3})
+    np.testing.assert_array_equal(raw.physics.model.jnt_stiffness, stiffness)  # as dm_control's random=seed
+    np.testing.assert_array_equal(raw.reset().observation["position"].astype(np.float32), obs[:6])
+    env = gym.make("SPIN/lqr-lqr_6_2-disc-v0")
+    env.reset(seed=3)
+    env.reset()  # an unseeded reset keeps the model
+    np.testing.assert_array_equal(env.unwrapped.physics.model.jnt_stiffness, stiffness)
+
+
+def test_lqr_truncates_at_one_thousand_steps_without_the_wrapper():
+    env = DiscreteDMCEnv("lqr-lqr_2_1")  # dm_control's lqr has no time limit of its own
+    env.reset(seed=0)
+    for t in range(1, 1001):
+        _, _, terminated, truncated, _ = env.step(np.array([1]))
+        assert not terminated and truncated == (t == 1000)
+    with pytest.raises(gym.error.ResetNeeded):
+        env.step(np.array([1]))
+
+
+_ESCAPE_ROLLOUT = (
+    "import gymnasium as gym, numpy as np, os, spin_bench\n"
+    "env = gym.make('SPIN/quadruped-escape-disc-v0')\n"
+    "obs, _ = env.reset(seed=2)\n"
+    "for _ in range(5):\n"
+    "    obs, reward, *_ = env.step(np.full(12, 2))\n"
+    "print(os.environ['MUJOCO_GL'], obs.tobytes().hex(), reward)\n"
+)
+
+
+def test_quadruped_escape_runs_without_an_opengl_backend():
+    env = {k: v for k, v in __import__("os").environ.items() if k != "DISPLAY"}
+    headless = subprocess.run(
+        [sys.executable, "-c", _ESCAPE_ROLLOUT], capture_output=True, text=True, env={**env, "MUJOCO_GL": "disable"}
+    )
+    assert headless.returncode == 0, headless.stderr[-2000:]
+    backend, observation, reward = headless.stdout.split()
+    assert backend == "disable"
+    here = {}
+    exec(_ESCAPE_ROLLOUT.replace("print(", "here['out'] = ("), {"here": here})
+    assert here["out"][1:] == (observation, float(reward))  # rendering or not, the same physics
+
+
+def test_quadruped_escape_renders_the_terrain_of_the_current_episode():
+    def frame(env, seed):
+        env.reset(seed=seed)
+        return env.render()
+
+    shown = gym.make("SPIN/quadruped-escape-disc-v0", render_mode="rgb_array", width=64, height=48)
+    try:
+        first = frame(shown, 0)
+    except RuntimeError as err:  # no OpenGL backend in this session
+        pytest.skip(str(err))
+    again = frame(shown, 1)  # a rendering context exists: the reset uploads the new terrain
+    fresh = frame(gym.make("SPIN/quadruped-escape-disc-v0", render_mode="rgb_array", width=64, height=48), 1)
+    assert not np.array_equal(first, again)
+    np.testing.assert_array_equal(again, fresh)  # a context made after the reset shows the same terrain
 
 
 def test_dict_observations_when_not_flattened():

@@ -5,7 +5,9 @@ rows (row m_i is [MASK]), and predicts the selected sub-actions (BERT-style: sel
 probability 0.15; of those, 80% become [MASK], 10% a random bin, 10% stay). No rewards are used.
 
 Pretraining is deterministic given the seed, so a finished ASM is cached under a key of (dataset content,
-nvec, seed, ASM config) together with the seconds it took, which time-to-target figures include.
+nvec, seed, ASM config, forward-pass precision) together with the seconds it took, which time-to-target
+figures include. The forward pass runs under bf16 autocast on CUDA when ``cfg.bf16``; the masked-modelling
+loss is float32 always.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spin_bench.agents.base import autocast, maybe_compile, seeded
+from spin_bench.agents.base import maybe_compile, seeded
 from spin_bench.agents.config import SAINTConfig, SPINConfig
+from spin_bench.agents.precision import AutocastForward, autocast_dtype
 from spin_bench.agents.transformer import PerDimHeads, TokenTrunk
 
-CACHE_FORMAT = "spin-bench/asm-v1"
+CACHE_FORMAT = "spin-bench/asm-v2"
 # The SPINConfig fields the ASM depends on (its shape and its pretraining); nothing of stage 2.
 ASM_FIELDS = (
     "d_model",
@@ -45,12 +48,14 @@ ASM_FIELDS = (
     "mask_prob",
     "mask_token_frac",
     "random_token_frac",
-    "bf16",
 )
 
 
-class ActionStructureModel(nn.Module):
-    """Predicts every sub-action from the state and the (partly masked) other sub-actions."""
+class ActionStructureModel(AutocastForward, nn.Module):
+    """Predicts every sub-action from the state and the (partly masked) other sub-actions.
+
+    The forward pass runs under ``autocast_dtype`` (set by whoever trains it); the logits come out float32.
+    """
 
     def __init__(self, obs_dim: int, nvec: Sequence[int], cfg: SAINTConfig):
         super().__init__()
@@ -65,7 +70,8 @@ class ActionStructureModel(nn.Module):
 
     def forward(self, obs: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """(B, N, max_m) logits for (B, obs_dim) states and (B, N) token ids (bin index or m_i for [MASK])."""
-        return self.heads(self.trunk(obs, self.embedding(tokens + self.offsets)))
+        with self.forward_autocast(obs):
+            return self.heads(self.trunk(obs, self.embedding(tokens + self.offsets)))
 
 
 def mask_actions(
@@ -121,10 +127,20 @@ def dataset_fingerprint(observations: np.ndarray, actions: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def asm_cache_key(fingerprint: str, nvec: Sequence[int], seed: int, cfg: SPINConfig) -> str:
+def asm_cache_key(
+    fingerprint: str, nvec: Sequence[int], seed: int, cfg: SPINConfig, forward_dtype: torch.dtype | None
+) -> str:
+    """sha256 of everything the ASM's weights depend on, the precision of its forward pass included."""
     fields = {name: getattr(cfg, name) for name in ASM_FIELDS}
     blob = json.dumps(
-        {"format": CACHE_FORMAT, "data": fingerprint, "nvec": list(nvec), "seed": seed, "config": fields},
+        {
+            "format": CACHE_FORMAT,
+            "data": fingerprint,
+            "nvec": list(nvec),
+            "seed": seed,
+            "config": fields,
+            "autocast": str(forward_dtype),
+        },
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -135,7 +151,7 @@ class PretrainRecord:
     """What one ASM pretraining did (also what the cache stores beside the weights)."""
 
     key: str
-    """Cache key: sha256 of (dataset fingerprint, nvec, seed, ASM config)."""
+    """Cache key: sha256 of (dataset fingerprint, nvec, seed, ASM config, forward-pass autocast dtype)."""
     seconds: float
     """Wall-clock seconds of the pretraining itself (also when the weights came from the cache)."""
     steps: int
@@ -153,7 +169,10 @@ def pretrain_asm(
     cfg: SPINConfig,
     seed: int,
 ) -> tuple[ActionStructureModel, float, int, list[float]]:
-    """Train an ASM on device tensors; returns (model, seconds, steps, per-epoch mean losses)."""
+    """Train an ASM on device tensors; returns (model, seconds, steps, per-epoch mean losses).
+
+    The forward pass runs under ``autocast_dtype(device, cfg.bf16)``; the loss is float32.
+    """
     device = observations.device
     size = observations.shape[0]
     steps_per_epoch = math.ceil(size / cfg.asm_batch_size)
@@ -163,6 +182,7 @@ def pretrain_asm(
     start = time.perf_counter()
     with seeded(seed, device):  # init and dropout: same seed, same ASM, whatever the caller's RNG
         model = ActionStructureModel(observations.shape[1], nvec, cfg).to(device)
+        model.autocast_dtype = autocast_dtype(device, cfg.bf16)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.asm_lr, fused=device.type == "cuda")
         forward = maybe_compile(model, cfg.compile, device)
         epoch_losses, running = [], torch.zeros((), device=device)
@@ -170,8 +190,7 @@ def pretrain_asm(
             index = torch.randint(size, (cfg.asm_batch_size,), generator=generator, device=device)
             obs, target = observations[index], actions[index].long()
             inputs, selected = mask_actions(target, nvec_t, cfg, generator)
-            with autocast(device, cfg.bf16):
-                loss = masked_modelling_loss(forward(obs, inputs), target, selected)
+            loss = masked_modelling_loss(forward(obs, inputs), target, selected)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.asm_grad_clip)
@@ -192,15 +211,19 @@ def load_or_pretrain_asm(
     device: torch.device,
     cache_dir: str | Path | None = None,
 ) -> tuple[ActionStructureModel, PretrainRecord]:
-    """The ASM for ``transitions``: from ``cache_dir`` when this (data, nvec, seed, config) was trained before."""
+    """The ASM for ``transitions``: from ``cache_dir`` (``~`` expanded) when this (data, nvec, seed, config,
+    precision) was trained before."""
     nvec = tuple(int(m) for m in transitions.nvec)
-    key = asm_cache_key(dataset_fingerprint(transitions.observations, transitions.actions), nvec, seed, cfg)
-    path = Path(cache_dir) / f"asm-{key[:24]}.pt" if cache_dir is not None else None
+    forward_dtype = autocast_dtype(device, cfg.bf16)
+    fingerprint = dataset_fingerprint(transitions.observations, transitions.actions)
+    key = asm_cache_key(fingerprint, nvec, seed, cfg, forward_dtype)
+    path = Path(cache_dir).expanduser() / f"asm-{key[:24]}.pt" if cache_dir is not None else None
     if path is not None and path.exists():
         payload = torch.load(path, map_location=device, weights_only=True)
         if payload.get("format") == CACHE_FORMAT and payload.get("key") == key:
             with seeded(seed, device):  # a cache hit leaves the caller's RNG where a miss leaves it
                 model = ActionStructureModel(transitions.obs_dim, nvec, cfg).to(device)
+            model.autocast_dtype = forward_dtype
             model.load_state_dict(payload["state_dict"])
             record = PretrainRecord(key, payload["seconds"], payload["steps"], tuple(payload["epoch_losses"]), True)
             return model, record
@@ -214,6 +237,7 @@ def load_or_pretrain_asm(
             "format": CACHE_FORMAT,
             "key": key,
             "config": {name: getattr(cfg, name) for name in ASM_FIELDS},
+            "autocast": str(forward_dtype),
             "nvec": list(nvec),
             "seed": seed,
             "seconds": seconds,

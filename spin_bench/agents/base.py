@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from spin_bench.agents.config import TrainConfig
+from spin_bench.agents.precision import describe_precision
 
 STATE_FORMAT = "spin-bench/agent-state-v1"
 
@@ -43,13 +44,6 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
-
-
-def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when asked; full float32 everywhere else."""
-    if bf16 and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def maybe_compile(fn, enabled: bool, device: torch.device):
@@ -133,13 +127,23 @@ class Agent(ABC):
         for net in networks:
             net.eval()
         try:
-            with autocast(self.device, self.config.bf16):
-                actions = self._sample(obs_t, deterministic, generator or self.generator)
+            actions = self._sample(obs_t, deterministic, generator or self.generator)
         finally:
             for net, mode in zip(networks, modes, strict=True):
                 net.train(mode)
         out = actions.to("cpu", torch.int64).numpy()
         return out[0] if single else out
+
+    # --- precision ------------------------------------------------------------------------------
+    def _autocast_passes(self) -> dict[str, torch.dtype | None]:
+        """The forward passes that may run under autocast, by name, with their dtype (None: float32)."""
+        return {}
+
+    @property
+    def precision(self) -> str:
+        """What runs in which precision, in one line: ``"float32"``, or e.g. ``"bf16 autocast: actor and ASM
+        forward passes; critics, values and losses float32"`` (SPIN on CUDA with ``bf16``)."""
+        return describe_precision(self._autocast_passes())
 
     # --- checkpoints ----------------------------------------------------------------------------
     def _extra_state(self) -> dict[str, Any]:

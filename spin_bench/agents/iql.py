@@ -10,6 +10,9 @@ as the paper's). One update:
 
 The three losses touch disjoint parameters and their cross terms are detached, so one backward of their
 sum and one Adam step over all parameters is exactly three separate Adam updates, with fewer kernel calls.
+
+Precision: everything here is float32. Only a transformer actor's own forward pass may run under bf16
+autocast (``spin_bench.agents.precision``); its logits, and so log pi, come back float32.
 """
 
 from __future__ import annotations
@@ -17,14 +20,16 @@ from __future__ import annotations
 import copy
 from abc import abstractmethod
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from spin_bench.agents.base import Agent, Batch, autocast, maybe_compile, seeded
+from spin_bench.agents.base import Agent, Batch, maybe_compile, seeded
 from spin_bench.agents.config import IQLConfig
 from spin_bench.agents.layers import BatchedLinear, mlp
 from spin_bench.agents.policies import Actor
+from spin_bench.agents.precision import AutocastForward, autocast_dtype
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
@@ -92,6 +97,25 @@ class ValueNet(nn.Module):
         return self.net(obs).squeeze(-1).float()
 
 
+class IQLTerms(NamedTuple):
+    """One batch's IQL quantities, all float32; the losses are built from these."""
+
+    q_target: torch.Tensor
+    """(B,) min_k Qtarget_k(s, a), no gradient."""
+    td_target: torch.Tensor
+    """(B,) r + gamma * (1 - terminal) * V(s'), no gradient."""
+    v: torch.Tensor
+    """(B,) V(s)."""
+    q: torch.Tensor
+    """(K, B) Q_k(s, a) of each critic."""
+    advantage: torch.Tensor
+    """(B,) q_target - V(s)."""
+    weights: torch.Tensor
+    """(B,) AWR weights exp(beta * advantage) clipped, no gradient."""
+    log_prob: torch.Tensor
+    """(B,) log pi(a | s) of the dataset action."""
+
+
 class IQLAgent(Agent):
     """IQL with a factorized critic around any :class:`Actor`; subclasses only build the actor."""
 
@@ -108,6 +132,8 @@ class IQLAgent(Agent):
             self.critic = FactorizedCritic(self.obs_dim, self.nvec, cfg.critic_hidden, cfg.num_critics).to(self.device)
             self.value = ValueNet(self.obs_dim, cfg.value_hidden).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        if isinstance(self.actor, AutocastForward):  # a transformer actor: bf16 forward on CUDA when asked
+            self.actor.autocast_dtype = autocast_dtype(self.device, cfg.bf16)
         # Frozen parameters (SPIN's copied ASM) never reach the optimizer, so Adam cannot move them.
         groups = [
             {"params": [p for p in net.parameters() if p.requires_grad], "name": name}
@@ -129,30 +155,39 @@ class IQLAgent(Agent):
     def _sample(self, obs, deterministic, generator):
         return self.actor.sample(obs, deterministic, generator)
 
+    def _autocast_passes(self) -> dict[str, torch.dtype | None]:
+        return {"actor": self.actor.autocast_dtype} if isinstance(self.actor, AutocastForward) else {}
+
+    def terms(self, batch: Batch) -> IQLTerms:
+        """Targets, values, advantages, AWR weights and log pi of one batch, in float32."""
+        cfg = self.config
+        with torch.no_grad():
+            q_target = self.critic_target(batch.observations, batch.actions).min(0).values
+            target = td_target(batch.rewards, batch.terminals, self.value(batch.next_observations), cfg.gamma)
+        v = self.value(batch.observations)
+        advantage = q_target - v
+        q = self.critic(batch.observations, batch.actions)
+        weights = awr_weights(advantage, cfg.beta, cfg.weight_clip)
+        log_prob = self.actor.log_prob(batch.observations, batch.actions)
+        return IQLTerms(q_target, target, v, q, advantage, weights, log_prob)
+
     def losses(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The summed IQL loss and a vector of metrics (kept on device until one transfer)."""
         cfg = self.config
-        with autocast(self.device, cfg.bf16):
-            with torch.no_grad():
-                q_target = self.critic_target(batch.observations, batch.actions).min(0).values
-                target = td_target(batch.rewards, batch.terminals, self.value(batch.next_observations), cfg.gamma)
-            v = self.value(batch.observations)
-            advantage = q_target - v
-            value_loss = expectile_loss(advantage, cfg.expectile)
-            q = self.critic(batch.observations, batch.actions)
-            critic_loss = (q - target.unsqueeze(0)).square().mean()
-            weights = awr_weights(advantage, cfg.beta, cfg.weight_clip)
-            actor_loss = awr_loss(weights, self.actor.log_prob(batch.observations, batch.actions))
+        t = self.terms(batch)
+        value_loss = expectile_loss(t.advantage, cfg.expectile)
+        critic_loss = (t.q - t.td_target.unsqueeze(0)).square().mean()
+        actor_loss = awr_loss(t.weights, t.log_prob)
         metrics = torch.stack(
             [
                 value_loss.detach(),
                 critic_loss.detach(),
                 actor_loss.detach(),
-                q.detach().mean(),
-                v.detach().mean(),
-                advantage.detach().mean(),
-                weights.mean(),
-                (weights >= cfg.weight_clip).float().mean(),
+                t.q.detach().mean(),
+                t.v.detach().mean(),
+                t.advantage.detach().mean(),
+                t.weights.mean(),
+                (t.weights >= cfg.weight_clip).float().mean(),
             ]
         )
         return value_loss + critic_loss + actor_loss, metrics

@@ -44,7 +44,7 @@ class FactorizedActor(Actor):
         raise NotImplementedError
 
     def masked_logits(self, obs: torch.Tensor) -> torch.Tensor:
-        """Logits with -inf on padded bins, in float32 (autocast may give bf16)."""
+        """Logits with -inf on padded bins, in float32 whatever precision ``logits`` ran in."""
         return self.logits(obs).float().masked_fill(self.bin_padding, float("-inf"))
 
     def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

@@ -12,9 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from spin_bench.agents.asm import PretrainRecord, load_or_pretrain_asm
 from spin_bench.agents.config import SPINConfig
 from spin_bench.agents.iql import IQLAgent
+from spin_bench.agents.precision import autocast_dtype
 from spin_bench.agents.transformer import SAINTActor
 
 __all__ = ["SPINAgent", "SPINConfig"]
@@ -44,7 +47,8 @@ class SPINAgent(IQLAgent):
         return bool(self.asm_key)
 
     def pretrain(self, transitions, cache_dir: str | Path | None = None) -> float:
-        """Train (or load from ``cache_dir``) the ASM and copy its trunk into the actor; returns its seconds.
+        """Train (or load from ``cache_dir``, ``~`` expanded) the ASM and copy its trunk into the actor; returns
+        its seconds.
 
         A no-op returning the recorded seconds when the actor already holds an ASM (e.g. after
         ``load_state_dict`` of a stage-2 checkpoint).
@@ -66,6 +70,10 @@ class SPINAgent(IQLAgent):
         if not self.pretrained:
             raise RuntimeError("SPIN trains on a pretrained ASM: call agent.pretrain(transitions, cache_dir) first")
         return super().update(batch)
+
+    def _autocast_passes(self) -> dict[str, torch.dtype | None]:
+        # The ASM's pretraining follows the same rule as the actor (its cache key records the dtype).
+        return {**super()._autocast_passes(), "ASM": autocast_dtype(self.device, self.config.bf16)}
 
     def _extra_state(self) -> dict[str, Any]:
         return {"pretrain_seconds": self.pretrain_seconds, "asm_key": self.asm_key}

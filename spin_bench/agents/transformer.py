@@ -16,6 +16,7 @@ from torch import nn
 from spin_bench.agents.config import SAINTConfig
 from spin_bench.agents.layers import BatchedLinear, padding_mask
 from spin_bench.agents.policies import FactorizedActor
+from spin_bench.agents.precision import AutocastForward
 
 
 class SelfAttention(nn.Module):
@@ -92,10 +93,11 @@ class PerDimHeads(nn.Module):
         return logits.float().masked_fill(self.bin_padding, float("-inf"))
 
 
-class SAINTActor(FactorizedActor):
+class SAINTActor(AutocastForward, FactorizedActor):
     """pi(a | s) = prod_i pi_i(a_i | z_i): the state token and N learned slots through the trunk, then heads.
 
     SAINT trains everything; SPIN loads the trunk from its ASM and trains only ``slots`` and ``heads``.
+    Trunk and heads run under ``autocast_dtype`` (set by the agent); the logits come out float32.
     """
 
     def __init__(self, obs_dim: int, nvec: Sequence[int], cfg: SAINTConfig):
@@ -106,4 +108,5 @@ class SAINTActor(FactorizedActor):
 
     def logits(self, obs: torch.Tensor) -> torch.Tensor:
         slots = self.slots.unsqueeze(0).expand(obs.shape[0], -1, -1)
-        return self.heads(self.trunk(obs, slots))
+        with self.forward_autocast(obs):
+            return self.heads(self.trunk(obs, slots))

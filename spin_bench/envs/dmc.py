@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import gymnasium as gym
@@ -12,7 +14,7 @@ from gymnasium.utils import EzPickle
 
 from spin_bench._rendering import configure_headless_rendering
 from spin_bench.envs.bins import ActionBins, BinsArg
-from spin_bench.envs.tasks import split_task
+from spin_bench.envs.tasks import EPISODE_STEPS, split_task
 
 
 class _DropSuiteXmlDeprecation(logging.Filter):
@@ -25,8 +27,34 @@ class _DropSuiteXmlDeprecation(logging.Filter):
 logging.getLogger("absl").addFilter(_DropSuiteXmlDeprecation())
 
 
+# dm_control's lqr draws its model (each joint's stiffness) from the task's random state when the environment is
+# built, and has no time limit. A seeded reset rebuilds it from the seed; the env itself truncates it.
+_MODEL_DRAWN_AT_BUILD = frozenset({"lqr"})
+_NO_TIME_LIMIT = frozenset({"lqr"})
+
+
 def _observation_box(shape: tuple[int, ...]) -> spaces.Box:
     return spaces.Box(-np.inf, np.inf, shape=shape, dtype=np.float32)
+
+
+def _legacy_seed(seed: int) -> int:
+    """The numpy ``RandomState`` seed of a reset seed: itself below 2**32 (as dm_control's ``random=seed``)."""
+    return seed if 0 <= seed < 2**32 else int(np.random.SeedSequence(seed).generate_state(1)[0])
+
+
+@contextlib.contextmanager
+def _no_new_rendering_context(physics) -> Iterator[None]:
+    """While active, ``physics.contexts`` is the existing rendering context or None; it never makes one.
+
+    quadruped-escape's reset re-uploads its new terrain to the GPU "if we have a rendering context", but
+    asking ``physics.contexts`` creates one, which fails without an OpenGL backend (``MUJOCO_GL=disable``).
+    A context that ``render()`` makes later uploads the terrain as it is then, so nothing is lost.
+    """
+    physics._make_rendering_contexts = lambda: None  # an instance attribute shadows the method
+    try:
+        yield
+    finally:
+        del physics._make_rendering_contexts
 
 
 class DiscreteDMCEnv(gym.Env, EzPickle):
@@ -39,11 +67,15 @@ class DiscreteDMCEnv(gym.Env, EzPickle):
 
     Episodes: ``terminated`` is always False on the benchmark tasks (no DM Control task has
     terminal states, except ``lqr``, which ends when its state converges); ``truncated`` is True
-    at the 1000-step time limit. Learners must bootstrap through truncations.
+    at the 1000-step time limit. Learners must bootstrap through truncations. ``step()`` before the
+    first ``reset()`` or after an episode ended raises ``gymnasium.error.ResetNeeded``.
 
     ``reset(seed=s)`` reseeds the task's random state, so the same seed and the same actions give
-    bit-identical observations and rewards. Pickling and ``copy.deepcopy`` rebuild a fresh env
-    from the constructor arguments (the simulator state is not carried over).
+    bit-identical observations and rewards, as ``dm_control.suite.load(..., task_kwargs={"random": s})``
+    does. ``lqr`` draws its model from that state too: a seeded reset rebuilds it, so the seed fixes
+    the model as well as the initial state (unseeded resets keep the model). Pickling and
+    ``copy.deepcopy`` rebuild a fresh env from the constructor arguments (the simulator state is not
+    carried over).
 
     Args:
         task: ``"domain-task"``, e.g. ``"dog-run"`` (any of ``spin_bench.envs.all_tasks()``).
@@ -75,7 +107,11 @@ class DiscreteDMCEnv(gym.Env, EzPickle):
         from dm_control import suite
 
         self.task_name = task
+        self._domain, self._task = domain, name
         self._env = suite.load(domain, name)
+        self._episode_steps = 0
+        self._needs_reset = True
+        """True before the first reset and once an episode has ended."""
         spec = self._env.action_spec()
         self.action_bins = ActionBins(spec.minimum * np.ones(spec.shape), spec.maximum * np.ones(spec.shape), bins)
         self.action_space = spaces.MultiDiscrete(self.action_bins.nvec)
@@ -125,20 +161,31 @@ class DiscreteDMCEnv(gym.Env, EzPickle):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        if seed is not None:
+        if seed is not None and self._domain in _MODEL_DRAWN_AT_BUILD:
+            from dm_control import suite
+
+            self._env.close()
+            self._env = suite.load(self._domain, self._task, task_kwargs={"random": _legacy_seed(seed)})
+        elif seed is not None:
             # The task draws its initial state from its own RandomState: reseed it for determinism.
-            # Seeds below 2**32 match dm_control's own ``task_kwargs={"random": seed}``; larger ones are hashed.
-            legacy_seed = seed if 0 <= seed < 2**32 else int(np.random.SeedSequence(seed).generate_state(1)[0])
-            self._env.task._random = np.random.RandomState(legacy_seed)
-        timestep = self._env.reset()
+            self._env.task._random = np.random.RandomState(_legacy_seed(seed))
+        with _no_new_rendering_context(self._env.physics):
+            timestep = self._env.reset()
+        self._episode_steps, self._needs_reset = 0, False
         return self._observation(timestep.observation), {}
 
     def step(self, action):
+        if self._needs_reset:
+            # dm_control would silently start a new episode here instead.
+            when = "after the episode ended" if self._episode_steps else "before the first reset()"
+            raise gym.error.ResetNeeded(f"{self.task_name}: step() called {when}; call reset() first")
         timestep = self._env.step(self.action_bins.to_continuous(action))
-        if timestep.first():  # dm_control silently starts a new episode when stepped past the end
-            raise RuntimeError(f"{self.task_name}: the episode has ended; call reset() before step()")
+        self._episode_steps += 1
         terminated = bool(timestep.last() and timestep.discount == 0.0)
-        truncated = bool(timestep.last() and not terminated)
+        truncated = not terminated and (
+            timestep.last() or (self._domain in _NO_TIME_LIMIT and self._episode_steps >= EPISODE_STEPS)
+        )
+        self._needs_reset = terminated or truncated
         return self._observation(timestep.observation), float(timestep.reward), terminated, truncated, {}
 
     def render(self):
