@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 import spin_bench
-from spin_bench.datasets.minari_io import dataset_digest, minari_env, read_transitions, write_episodes
+from spin_bench.datasets.digest import dataset_digest
+from spin_bench.datasets.minari_io import minari_env, read_transitions, write_episodes
 from spin_bench.datasets.rollout import Episode
 
 

@@ -16,10 +16,10 @@ from spin_bench.cli.datasets import app as datasets_app
 from spin_bench.datasets import build as build_module
 from spin_bench.datasets.build import build_blockers, build_dataset
 from spin_bench.datasets.catalog import load_catalog
+from spin_bench.datasets.digest import dataset_digest
 from spin_bench.datasets.minari_io import (
     STAGING_DIR,
     DatasetError,
-    dataset_digest,
     datasets_root,
     is_installed,
     iter_episode_arrays,

@@ -18,7 +18,17 @@ import spin_bench
 from spin_bench.cli.datasets import app as datasets_app
 from spin_bench.datasets import build as build_module
 from spin_bench.datasets.build import build_dataset
-from spin_bench.datasets.minari_io import DatasetIntegrityError, is_installed, iter_episode_arrays, local_dataset_dir
+from spin_bench.datasets.catalog import load_catalog
+from spin_bench.datasets.integrity import SIDECAR, verified_digest
+from spin_bench.datasets.minari_io import (
+    STAGING_DIR,
+    DatasetError,
+    DatasetIntegrityError,
+    datasets_root,
+    is_installed,
+    iter_episode_arrays,
+    local_dataset_dir,
+)
 from spin_bench.datasets.remote import (
     DatasetUnavailableError,
     download_dataset,
@@ -64,7 +74,7 @@ def test_publish_then_download_with_minari_and_spin_bench(tiny_catalog, gcs_remo
     original = _snapshot(EXPERT)
     assert publish_dataset(EXPERT) == gcs_remote
     assert remote_has(gcs_remote, EXPERT)
-    with pytest.raises(ValueError, match="already on gcp://spin-test; published data is never replaced"):
+    with pytest.raises(DatasetError, match="already on gcp://spin-test; published data is never replaced"):
         publish_dataset(EXPERT)
 
     # Stock Minari CLI, with only MINARI_REMOTE (and the emulator host) set.
@@ -159,3 +169,117 @@ def test_bad_remote_value_is_named(tiny_catalog, monkeypatch):
     result = CliRunner().invoke(datasets_app, ["download", EXPERT])
     assert result.exit_code == 2  # bad input, like every command's
     assert "remote 's3://bucket' is not allowed; use 'gcp://<bucket>' or 'hf://<organisation>'" in result.output
+
+
+def _upload_with_nvec(remote, dataset_id, n):
+    """Replace the remote's metadata.json by one whose action space says ``n`` bins (the arrays stay as they are)."""
+    meta = json.loads(_blob(remote, f"{dataset_id}/data/metadata.json").download_as_bytes())
+    space = json.loads(meta["action_space"])
+    space["nvec"] = [n] * len(space["nvec"])
+    meta["action_space"] = json.dumps(space)
+    _blob(remote, f"{dataset_id}/data/metadata.json").upload_from_string(json.dumps(meta))
+
+
+def test_remote_metadata_with_other_bins_is_refused_and_nothing_is_installed(tiny_catalog, gcs_remote, tmp_path):
+    dataset_id = "spin/cheetah-run/random-v0"
+    build_dataset(dataset_id, workers=1, progress=False, record=True)
+    publish_dataset(dataset_id)
+    original = _snapshot(dataset_id)
+    _upload_with_nvec(gcs_remote, dataset_id, 4)
+
+    result = CliRunner().invoke(datasets_app, ["download", dataset_id, "--force"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"spin-bench: error: {dataset_id} was refused: the copy on gcp://spin-test has sha256")
+    assert "nothing was installed" in lines[-1] and "verified and installed" not in result.output
+    _assert_same(dataset_id, original)  # the good copy stays, bit for bit
+    assert json.loads(json.loads(_metadata_text(dataset_id))["action_space"])["nvec"] == [3] * 6
+    assert not (datasets_root() / STAGING_DIR).exists()
+    good = tmp_path / "good"
+    shutil.copytree(local_dataset_dir(dataset_id), good)
+    shutil.rmtree(local_dataset_dir(dataset_id))
+    with pytest.raises(DatasetIntegrityError, match="corrupt or changed"):
+        download_dataset(dataset_id)
+    assert not local_dataset_dir(dataset_id).exists() and minari.list_local_datasets() == {}
+    assert not (datasets_root() / STAGING_DIR).exists()
+    shutil.copytree(good, local_dataset_dir(dataset_id))
+
+    # A truncated data file on the remote (right metadata): refused as unreadable.
+    _upload_with_nvec(gcs_remote, dataset_id, 3)
+    truncated = tmp_path / "main_data.hdf5"
+    data = (local_dataset_dir(dataset_id) / "data" / "main_data.hdf5").read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    _blob(gcs_remote, f"{dataset_id}/data/main_data.hdf5").upload_from_filename(truncated)
+    result = CliRunner().invoke(datasets_app, ["download", dataset_id, "--force"])
+    assert result.exit_code == 1
+    assert "was refused: the copy on gcp://spin-test is unreadable (" in result.stderr.strip().splitlines()[-1]
+    _assert_same(dataset_id, original)
+
+    shutil.rmtree(local_dataset_dir(dataset_id))
+    with pytest.raises(DatasetIntegrityError, match="is unreadable"):
+        download_dataset(dataset_id)
+    assert not local_dataset_dir(dataset_id).exists() and minari.list_local_datasets() == {}
+    assert not (datasets_root() / STAGING_DIR).exists()
+
+
+def _metadata_text(dataset_id):
+    return (local_dataset_dir(dataset_id) / "data" / "metadata.json").read_text()
+
+
+def _stock_minari_download(dataset_id):
+    cli = subprocess.run(
+        [sys.executable, "-m", "minari.cli", "download", dataset_id, "--force"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert cli.returncode == 0, cli.stderr[-2000:]
+
+
+def test_tampered_copies_fetched_with_stock_minari_fail_verify_and_load(tiny_catalog, gcs_remote, tmp_path):
+    dataset_id = "spin/cheetah-run/random-v0"
+    build_dataset(dataset_id, workers=1, progress=False, record=True)
+    publish_dataset(dataset_id)
+    good_main = tmp_path / "main_data.hdf5"
+    shutil.copyfile(local_dataset_dir(dataset_id) / "data" / "main_data.hdf5", good_main)
+    assert verified_digest(dataset_id)  # the good copy passes, and its digest is remembered
+
+    # metadata.json says 4 bins: stock Minari installs it; spin-bench's checks refuse it in one line.
+    _upload_with_nvec(gcs_remote, dataset_id, 4)
+    _stock_minari_download(dataset_id)
+    assert spin_bench.load_dataset(dataset_id).transitions.nvec.tolist() == [4] * 6
+    result = CliRunner().invoke(datasets_app, ["verify", dataset_id])
+    assert result.exit_code == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"spin-bench: error: {dataset_id}: the installed data has sha256")
+    assert f"spin-bench datasets download {dataset_id} --force" in lines[0]
+    with pytest.raises(DatasetIntegrityError, match=f"^{dataset_id}: the installed data has sha256"):
+        verified_digest(dataset_id)
+    with pytest.raises(DatasetIntegrityError, match="corrupt or changed"):
+        spin_bench.load_dataset(dataset_id, verify=True)
+
+    # Right metadata, one reward changed in the data file: refused the same way.
+    _upload_with_nvec(gcs_remote, dataset_id, 3)
+    tampered = tmp_path / "tampered.hdf5"
+    shutil.copyfile(good_main, tampered)
+    with h5py.File(tampered, "r+") as f:
+        f["episode_0/rewards"][7] += np.float32(0.5)
+    _blob(gcs_remote, f"{dataset_id}/data/main_data.hdf5").upload_from_filename(tampered)
+    _stock_minari_download(dataset_id)
+    result = CliRunner().invoke(datasets_app, ["verify", dataset_id])
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    with pytest.raises(DatasetIntegrityError, match="corrupt or changed"):
+        verified_digest(dataset_id)
+
+    # spin-bench's own download puts the published data back, and it verifies.
+    _blob(gcs_remote, f"{dataset_id}/data/main_data.hdf5").upload_from_filename(good_main)
+    assert CliRunner().invoke(datasets_app, ["download", dataset_id, "--force"]).exit_code == 0
+    cache = json.loads((local_dataset_dir(dataset_id) / SIDECAR).read_text())  # the verified digest, remembered
+    assert cache["sha256"] == load_catalog().dataset(dataset_id).sha256
+    assert (
+        cache["files"]["data/main_data.hdf5"]["inode"]
+        == (local_dataset_dir(dataset_id) / "data/main_data.hdf5").stat().st_ino
+    )
+    result = CliRunner().invoke(datasets_app, ["verify", dataset_id])
+    assert result.exit_code == 0 and f"{dataset_id}: OK" in result.stdout

@@ -27,12 +27,12 @@ from spin_bench.datasets.catalog import (
     expert_target,
     load_catalog,
 )
+from spin_bench.datasets.digest import DIGEST_FORMAT, dataset_digest
 from spin_bench.datasets.fingerprint import fingerprint, prefix_positions
+from spin_bench.datasets.integrity import record_digest
 from spin_bench.datasets.minari_io import (
-    DIGEST_FORMAT,
     DatasetError,
     DatasetIntegrityError,
-    dataset_digest,
     datasets_root,
     episode_returns,
     install_staged,
@@ -201,7 +201,7 @@ def _episode_source(catalog: Catalog, ds: DatasetEntry, config: RolloutConfig, w
     parts = [catalog.dataset(p) for p in ds.concat] if ds.concat else [ds]
     for part in parts:
         if ds.concat and is_installed(part.id, installed_root):
-            for episode in read_episodes(local_dataset_dir(part.id, installed_root) / "data"):
+            for episode in read_episodes(local_dataset_dir(part.id, installed_root) / "data", dataset_id=part.id):
                 advance(episode)
                 yield episode
         else:
@@ -276,8 +276,8 @@ def build_dataset(
                     extra_metadata=extra,
                 )
         data_dir = stage / dataset_id / "data"
-        digest = dataset_digest(data_dir)
-        returns = episode_returns(data_dir)
+        digest = dataset_digest(data_dir, dataset_id=dataset_id)
+        returns = episode_returns(data_dir, dataset_id=dataset_id)
         if len(returns) != ds.episodes or len(labels) != ds.episodes:
             raise DatasetError(f"{dataset_id}: wrote {len(returns)} episodes, the recipe has {ds.episodes}")
         stats = dataset_stats(returns, labels, *entry.reference_pair())
@@ -289,6 +289,8 @@ def build_dataset(
                 "this build"
             )
         _store_digest(data_dir, digest)  # for reference; verification trusts the catalog's sha256, not this
+        # Only spin_bench.sha256 changed since hashing, a field the digest leaves out: the digest still holds.
+        record_digest(data_dir.parent, digest)
         path = install_staged(stage, dataset_id, force=force)
 
     recorded = False

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spin_bench.datasets.digest import DIGEST_FORMAT
 from spin_bench.datasets.ids import DEFAULT_BINS, QUALITIES, DatasetKey, dataset_id, parse_dataset_id
 
 CATALOG_FORMAT = "spin-bench/catalog-v1"
@@ -208,16 +209,22 @@ def edit_catalog(path: str | Path | None = None) -> Iterator[Catalog]:
     Builds, reference measurements and checkpoint registrations may run at the same time (one per task):
     each re-reads the file under the lock, so none overwrites what another recorded.
     """
+    path = Path(path) if path is not None else default_catalog_path()
+    with catalog_lock(path):
+        catalog = load_catalog(path)
+        yield catalog
+        catalog.save(path)
+
+
+@contextlib.contextmanager
+def catalog_lock(path: Path) -> Iterator[None]:
+    """Hold the exclusive lock that every edit of the catalog file at ``path`` takes."""
     import fcntl
 
-    path = Path(path) if path is not None else default_catalog_path()
-    lock_path = path.with_name(f".{path.name}.lock")
-    with open(lock_path, "a") as lock:
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            catalog = load_catalog(path)
-            yield catalog
-            catalog.save(path)
+            yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -268,6 +275,20 @@ class Catalog:
             self.entries.append(entry)
             for ds in entry.datasets.values():
                 self._by_id[ds.id] = (entry, ds)
+        self._check_digest_format(where)
+
+    def _check_digest_format(self, where: str) -> None:
+        """Recorded sha256 values must be in this spin-bench's digest format (no field: the original v1)."""
+        recorded = any(ds.sha256 is not None for _, ds in self._by_id.values())
+        found = self.raw.get("digest_format")
+        if found is None and not recorded:
+            return
+        if found != DIGEST_FORMAT:
+            raise CatalogError(
+                f"{where}: its sha256 values are {found or 'spin-bench-digest-v1 (no digest_format field)'}; this "
+                f"spin-bench checks {DIGEST_FORMAT}: migrate the file once with "
+                f"`python -m spin_bench.datasets.migrate_digests {self.path}`"
+            )
 
     def _parse_entry(self, e: dict, where: str) -> TaskEntry:
         _require(isinstance(e, dict), where, "must be an object")
@@ -468,6 +489,7 @@ class Catalog:
         if prefix is not None:
             d["prefix"] = prefix
         d["recorded_with"] = recorded_with
+        self.raw.setdefault("digest_format", DIGEST_FORMAT)
         self._parse()
 
     def record_prefix(self, dataset_id: str, prefix: dict) -> None:

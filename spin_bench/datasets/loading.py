@@ -9,7 +9,8 @@ from functools import cached_property
 import numpy as np
 
 from spin_bench.datasets.catalog import Catalog, DatasetEntry, TaskEntry, load_catalog
-from spin_bench.datasets.minari_io import DatasetIntegrityError, dataset_digest, is_installed, local_dataset_dir
+from spin_bench.datasets.integrity import verified_digest
+from spin_bench.datasets.minari_io import DatasetIntegrityError, is_installed, local_dataset_dir, reading
 from spin_bench.datasets.transitions import Transitions
 
 
@@ -47,7 +48,7 @@ class SpinDataset:
         """observations, actions (int8 bin indices), rewards, next_observations, terminals, timeouts, nvec."""
         from spin_bench.datasets.minari_io import read_transitions
 
-        return read_transitions(self.path / "data")
+        return read_transitions(self.path / "data", dataset_id=self.id)
 
     @property
     def ref_min_score(self) -> float:
@@ -111,7 +112,9 @@ def load_dataset(
 
     If it is not installed in Minari's data dir, it is downloaded from the configured remote (verified against the
     catalog's sha256), or built locally from its catalog recipe when no remote has it (``download`` / ``build``
-    switch those off). ``verify=True`` also re-checks an installed copy's sha256 (about 1 s per GB).
+    switch those off). ``verify=True`` also checks an installed copy against the catalog's sha256 (data and metadata;
+    hashed about 1 s per GB, then remembered while its files are unchanged: ``integrity.verified_digest``).
+    Damaged or changed data raises DatasetIntegrityError naming the fix.
 
     Returns a :class:`SpinDataset`: ``.minari`` (the ``MinariDataset``), ``.transitions`` (flat numpy view),
     ``.normalized_score(returns)``, ``.make_env()``.
@@ -124,13 +127,10 @@ def load_dataset(
     if verify:
         if ds.sha256 is None:
             raise DatasetIntegrityError(f"{dataset_id}: the catalog has no sha256 for it yet; cannot verify")
-        digest = dataset_digest(local_dataset_dir(dataset_id) / "data")
-        if digest != ds.sha256:
-            raise DatasetIntegrityError(
-                f"{dataset_id}: the installed copy has sha256 {digest[:16]}..., the catalog expects "
-                f"{ds.sha256[:16]}...; reinstall it (spin-bench datasets download {dataset_id} --force)"
-            )
-    return SpinDataset(id=dataset_id, minari=minari.load_dataset(dataset_id), entry=entry, dataset_entry=ds)
+        verified_digest(dataset_id, catalog=catalog)
+    with reading(local_dataset_dir(dataset_id) / "data", dataset_id):
+        data = minari.load_dataset(dataset_id)
+    return SpinDataset(id=dataset_id, minari=data, entry=entry, dataset_entry=ds)
 
 
 def make_env_and_dataset(dataset_id: str, **kwargs):

@@ -1,28 +1,15 @@
-"""Minari storage: where datasets live, atomic installs, writing episodes, the content digest, fast flat reads.
+"""Minari storage: where datasets live, atomic installs, writing episodes, fast flat reads.
 
 Datasets live in Minari's own data dir (``$MINARI_DATASETS_PATH``, default ``~/.minari/datasets``), so stock
 ``minari.load_dataset`` finds them. Nothing is written in place: builds and downloads go to a hidden staging folder
 inside that dir (``.spin-bench-staging/``, invisible to Minari's listings) and are renamed into place only once
-complete and verified.
-
-Content digest (the catalog's ``sha256``), format ``spin-bench-digest-v1``: SHA-256 over
-
-1. ``b"spin-bench-digest-v1\\n"``;
-2. a canonical JSON header (sorted keys, no spaces, newline-terminated) with ``dataset_id``, ``env_id``,
-   ``env_kwargs``, ``max_episode_steps`` (from the stored env spec), ``ref_min_score``, ``ref_max_score``,
-   ``total_episodes`` and ``total_steps`` (from ``metadata.json``);
-3. for each episode in order: canonical JSON ``{"episode": i, "seed": s}`` + newline, then for each of
-   observations, actions, rewards, terminations, truncations: canonical JSON ``{"key", "dtype", "shape"}``
-   (little-endian numpy dtype string) + newline, then the array's C-order little-endian bytes.
-
-It covers every array and every metadata field that defines the data, but not the HDF5 file layout nor the
-recorded library versions, so the same data written by another h5py version has the same digest.
+complete and verified. Every reader turns damaged or unreadable files into one :class:`DatasetIntegrityError` that
+names the dataset and the fix (the content digest is in ``spin_bench/datasets/digest.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -36,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from spin_bench.datasets.transitions import Transitions
+from spin_bench.errors import SpinBenchError
 
-DIGEST_FORMAT = "spin-bench-digest-v1"
 ARRAY_KEYS = ("observations", "actions", "rewards", "terminations", "truncations")
 STAGING_DIR = ".spin-bench-staging"
 _MAIN_FILE = "main_data.hdf5"
@@ -45,12 +32,72 @@ _METADATA_FILE = "metadata.json"
 _NAMESPACE_FILE = "namespace_metadata.json"
 
 
-class DatasetError(ValueError):
+class DatasetError(SpinBenchError):
     """A dataset operation cannot be done; the message says why and what to do instead."""
 
 
 class DatasetIntegrityError(DatasetError):
     """Data does not match its catalog sha256, or cannot be read."""
+
+
+class DamagedDatasetError(DatasetIntegrityError):
+    """A dataset's files cannot be read as a dataset (truncated, missing episodes or fields, malformed metadata).
+
+    ``reason``: what was wrong, in a few words (the message also names the dataset and the fix)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def repair_hint(dataset_id: str, *, verified: bool = False) -> str:
+    """What to do about a damaged or changed installed dataset (``verified``: it was just hashed in full)."""
+    fix = (
+        f"re-download it (`spin-bench datasets download {dataset_id} --force`) or rebuild it "
+        f"(`spin-bench datasets build {dataset_id} --force`)"
+    )
+    return fix if verified else f"check it with `spin-bench datasets verify {dataset_id}`, then {fix}"
+
+
+def _dataset_id_of(data_dir: Path) -> str:
+    """The id of an installed or staged dataset from its ``data`` folder's place under Minari's data dir."""
+    parts = Path(data_dir).parts
+    if STAGING_DIR in parts:
+        parts = parts[parts.index(STAGING_DIR) + 2 :]
+    else:
+        try:
+            parts = Path(data_dir).resolve().relative_to(datasets_root().resolve()).parts
+        except ValueError:
+            return str(data_dir)
+    return "/".join(parts[:-1]) or str(data_dir)
+
+
+def _reason(e: BaseException) -> str:
+    text = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    text = " ".join(str(text).split()) or type(e).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+@contextlib.contextmanager
+def reading(data_dir: Path, dataset_id: str | None = None) -> Iterator[None]:
+    """Turn any failure to read a dataset's files (h5py, JSON, missing episodes or fields, inconsistent shapes) into
+    one DatasetIntegrityError naming the dataset and the fix."""
+    try:
+        yield
+    except DamagedDatasetError:
+        raise  # from a reader inside this one: already says it all
+    except DatasetIntegrityError as e:  # a reader's own consistency check
+        raise _damaged(data_dir, dataset_id, str(e)) from None
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
+        raise _damaged(data_dir, dataset_id, _reason(e)) from None
+
+
+def _damaged(data_dir: Path, dataset_id: str | None, reason: str) -> DamagedDatasetError:
+    dataset_id = dataset_id or _dataset_id_of(data_dir)
+    return DamagedDatasetError(
+        f"{dataset_id}: the data at {data_dir} is damaged or unreadable ({reason}); {repair_hint(dataset_id)}",
+        reason,
+    )
 
 
 # -- locations --------------------------------------------------------------------------------------------
@@ -242,31 +289,6 @@ def read_metadata(data_dir: Path) -> dict:
     return json.loads((Path(data_dir) / _METADATA_FILE).read_text())
 
 
-def _canonical(obj) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-
-
-def _little_endian(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a)
-    if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and not np.little_endian):
-        a = a.astype(a.dtype.newbyteorder("<"))
-    return a
-
-
-def _digest_header(meta: dict) -> dict:
-    spec = json.loads(meta["env_spec"]) if meta.get("env_spec") else {}
-    return {
-        "dataset_id": meta.get("dataset_id"),
-        "env_id": spec.get("id"),
-        "env_kwargs": spec.get("kwargs"),
-        "max_episode_steps": spec.get("max_episode_steps"),
-        "ref_min_score": meta.get("ref_min_score"),
-        "ref_max_score": meta.get("ref_max_score"),
-        "total_episodes": meta.get("total_episodes"),
-        "total_steps": meta.get("total_steps"),
-    }
-
-
 def _read(fid, path: bytes, out: np.ndarray | None = None) -> np.ndarray:
     """Read a whole hdf5 dataset through h5py's low-level API (several times faster than ``group[key][()]``)."""
     import h5py
@@ -293,64 +315,55 @@ def _seed(fid, i: int) -> int:
 
 
 def iter_episode_arrays(
-    data_dir: Path, *, with_attrs: bool = True
+    data_dir: Path, *, with_attrs: bool = True, dataset_id: str | None = None
 ) -> Iterator[tuple[int, dict, dict[str, np.ndarray]]]:
     """Yield ``(seed, attributes, {key: array})`` for every episode, in order, straight from the hdf5 file.
 
-    ``with_attrs=False`` skips the episode attributes other than the seed (faster).
+    ``with_attrs=False`` skips the episode attributes other than the seed (faster). Damaged files raise
+    DatasetIntegrityError (``dataset_id`` names the dataset in it; default: from the folder's place).
     """
     import h5py
 
     data_dir = Path(data_dir)
-    meta = read_metadata(data_dir)
-    with h5py.File(data_dir / _MAIN_FILE, "r") as f:
-        for i in range(meta["total_episodes"]):
-            if with_attrs:
-                attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f[f"episode_{i}"].attrs.items()}
-                seed = int(attrs.get("seed", -1))
-            else:
-                attrs, seed = {}, _seed(f.id, i)
-            yield seed, attrs, {k: _read(f.id, f"episode_{i}/{k}".encode()) for k in ARRAY_KEYS}
-
-
-def dataset_digest(data_dir: Path) -> str:
-    """The ``spin-bench-digest-v1`` sha256 of an installed (or staged) dataset; unreadable data raises."""
-    data_dir = Path(data_dir)
-    try:
+    with reading(data_dir, dataset_id):
         meta = read_metadata(data_dir)
-        h = hashlib.sha256()
-        h.update(DIGEST_FORMAT.encode() + b"\n")
-        h.update(_canonical(_digest_header(meta)))
-        for i, (seed, _, arrays) in enumerate(iter_episode_arrays(data_dir, with_attrs=False)):
-            h.update(_canonical({"episode": i, "seed": seed}))
-            for key in ARRAY_KEYS:
-                a = _little_endian(arrays[key])
-                h.update(_canonical({"key": key, "dtype": a.dtype.str, "shape": list(a.shape)}))
-                h.update(a.tobytes())
-    except (OSError, KeyError, ValueError, TypeError) as e:
-        raise DatasetIntegrityError(f"{data_dir.parent.name}: the data at {data_dir} cannot be read ({e})") from None
-    return h.hexdigest()
+        with h5py.File(data_dir / _MAIN_FILE, "r") as f:
+            for i in range(meta["total_episodes"]):
+                if with_attrs:
+                    attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f[f"episode_{i}"].attrs.items()}
+                    seed = int(attrs.get("seed", -1))
+                else:
+                    attrs, seed = {}, _seed(f.id, i)
+                yield seed, attrs, {k: _read(f.id, f"episode_{i}/{k}".encode()) for k in ARRAY_KEYS}
 
 
-def episode_returns(data_dir: Path) -> np.ndarray:
+def episode_returns(data_dir: Path, *, dataset_id: str | None = None) -> np.ndarray:
     import h5py
 
     data_dir = Path(data_dir)
-    meta = read_metadata(data_dir)
-    with h5py.File(data_dir / _MAIN_FILE, "r") as f:
-        return np.array([f[f"episode_{i}"]["rewards"][()].sum(dtype=np.float64) for i in range(meta["total_episodes"])])
+    with reading(data_dir, dataset_id):
+        meta = read_metadata(data_dir)
+        with h5py.File(data_dir / _MAIN_FILE, "r") as f:
+            return np.array(
+                [f[f"episode_{i}"]["rewards"][()].sum(dtype=np.float64) for i in range(meta["total_episodes"])]
+            )
 
 
-def read_transitions(data_dir: Path) -> Transitions:
+def read_transitions(data_dir: Path, *, dataset_id: str | None = None) -> Transitions:
     """The flat transition view of a dataset, read episode by episode in bulk (no per-step Python loop).
 
     Per episode: ``observations = obs[:-1]``, ``next_observations = obs[1:]``, ``terminals = terminations``,
-    ``timeouts = truncations``.
+    ``timeouts = truncations``. Damaged files raise DatasetIntegrityError naming the dataset and the fix.
     """
+    data_dir = Path(data_dir)
+    with reading(data_dir, dataset_id):
+        return _read_transitions(data_dir)
+
+
+def _read_transitions(data_dir: Path) -> Transitions:
     import h5py
     from minari.serialization import deserialize_space
 
-    data_dir = Path(data_dir)
     meta = read_metadata(data_dir)
     n_episodes = int(meta["total_episodes"])
     nvec = np.asarray(deserialize_space(meta["action_space"]).nvec, dtype=np.int64)
@@ -361,7 +374,7 @@ def read_transitions(data_dir: Path) -> Transitions:
         obs_dim = first["observations"].shape[1]
         num_dims = first["actions"].shape[1]
         if first["observations"].dtype != np.float32:
-            raise DatasetIntegrityError(f"{data_dir}: observations are {first['observations'].dtype}, expected float32")
+            raise DatasetIntegrityError(f"observations are {first['observations'].dtype}, expected float32")
         observations = np.empty((total, obs_dim), dtype=np.float32)
         next_observations = np.empty((total, obs_dim), dtype=np.float32)
         actions = np.empty((total, num_dims), dtype=first["actions"].dtype)
@@ -376,7 +389,7 @@ def read_transitions(data_dir: Path) -> Transitions:
             length = dsid.shape[0] - 1
             end = start + length
             if end > total or dsid.shape[1:] != (obs_dim,):
-                raise DatasetIntegrityError(f"{data_dir}: episode {i} does not match total_steps={total}")
+                raise DatasetIntegrityError(f"episode {i} does not match total_steps={total}")
             if length + 1 > len(buf):
                 buf = np.empty((length + 1, obs_dim), dtype=np.float32)
             obs = buf[: length + 1]
@@ -389,7 +402,7 @@ def read_transitions(data_dir: Path) -> Transitions:
             _read(fid, (prefix + "truncations").encode(), timeouts[start:end])
             start = end
         if start != total:
-            raise DatasetIntegrityError(f"{data_dir}: episodes hold {start} steps, metadata says {total}")
+            raise DatasetIntegrityError(f"episodes hold {start} steps, metadata says {total}")
     return Transitions(
         observations=observations,
         actions=actions,
@@ -401,10 +414,10 @@ def read_transitions(data_dir: Path) -> Transitions:
     )
 
 
-def read_episodes(data_dir: Path) -> Iterator:
+def read_episodes(data_dir: Path, *, dataset_id: str | None = None) -> Iterator:
     """The episodes of an installed dataset as ``rollout.Episode`` objects (to assemble a concatenated dataset)."""
     from spin_bench.datasets.rollout import Episode
 
-    for seed, attrs, arrays in iter_episode_arrays(data_dir):
+    for seed, attrs, arrays in iter_episode_arrays(data_dir, dataset_id=dataset_id):
         labels = {k: attrs[k] for k in ("policy", "epsilon", "segment_seed", "segment_index") if k in attrs}
         yield Episode(seed=seed, metadata=labels, **arrays)

@@ -3,7 +3,8 @@
 Which remote: an explicit ``remote=`` argument, else ``$MINARI_REMOTE``, else the catalog's ``remotes`` list
 (mirrors, tried in order). The data uses Minari's layout, so ``MINARI_REMOTE=gcp://<bucket> minari download
 spin/cheetah-run/expert-v0`` works too. spin-bench's download additionally goes through a hidden staging folder,
-checks the content digest against the catalog's sha256 and installs only data that matches.
+checks the content digest (arrays and metadata: ``spin_bench/datasets/digest.py``) against the catalog's sha256 and
+installs only data that matches.
 
 For ``gcp://`` Minari uses an anonymous client unless given a service-account key file (``token``); it honours
 ``STORAGE_EMULATOR_HOST`` (the tests run a loopback ``gcp-storage-emulator``). ``hf://`` needs ``minari[hf]``.
@@ -19,10 +20,12 @@ import sys
 
 from spin_bench.datasets.build import build_blockers
 from spin_bench.datasets.catalog import Catalog, DatasetEntry, TaskEntry, load_catalog
+from spin_bench.datasets.digest import dataset_digest
+from spin_bench.datasets.integrity import forget_digest, record_digest, verified_digest
 from spin_bench.datasets.minari_io import (
+    DamagedDatasetError,
     DatasetError,
     DatasetIntegrityError,
-    dataset_digest,
     install_staged,
     is_installed,
     local_dataset_dir,
@@ -185,9 +188,9 @@ def download_dataset(
                 problems.append(f"downloading from {r} failed ({_short(e)})")
                 continue
             try:
-                digest = dataset_digest(stage / dataset_id / "data")
-            except DatasetIntegrityError as e:
-                problems.append(f"the copy on {r} is unreadable ({e})")
+                digest = dataset_digest(stage / dataset_id / "data", dataset_id=dataset_id)
+            except DamagedDatasetError as e:
+                problems.append(f"the copy on {r} is unreadable ({e.reason})")
                 tampered = True
                 continue
             if digest != ds.sha256:
@@ -197,6 +200,7 @@ def download_dataset(
                 )
                 tampered = True
                 continue
+            record_digest(stage / dataset_id, digest)  # moves with the folder: the first run need not rehash
             return install_staged(stage, dataset_id, force=force)
     detail = "; ".join(problems)
     if tampered:
@@ -238,12 +242,10 @@ def publish_dataset(
             f"{dataset_id} has no sha256 in the catalog; record one first (spin-bench datasets build {dataset_id} "
             "--record) so that downloads can be verified"
         )
-    digest = dataset_digest(local_dataset_dir(dataset_id) / "data")
-    if digest != ds.sha256:
-        raise DatasetIntegrityError(
-            f"{dataset_id}: the local copy has sha256 {digest[:16]}..., the catalog expects {ds.sha256[:16]}...; "
-            "only the catalog's data can be published"
-        )
+    try:
+        verified_digest(dataset_id, catalog=catalog, recompute=True)
+    except DatasetIntegrityError as e:
+        raise DatasetIntegrityError(f"only the catalog's data can be published: {e}") from None
     try:
         present = remote_has(target, dataset_id, token=token)
     except RemoteUnreachableError as e:
@@ -254,8 +256,15 @@ def publish_dataset(
             "to the catalog to publish different data"
         )
     print(f"Uploading {dataset_id} to {target} ...", file=sys.stderr)
+    forget_digest(local_dataset_dir(dataset_id))  # Minari uploads the whole folder; the cache is this machine's
     with minari_env(remote=target), contextlib.redirect_stdout(io.StringIO()):
-        minari.upload_dataset(dataset_id, token)
+        try:
+            minari.upload_dataset(dataset_id, token)
+        except Exception as e:  # transport, auth and API errors (a missing bucket is a 404) all mean "not published"
+            raise DatasetError(
+                f"cannot publish {dataset_id}: uploading to {target} failed ({_short(e)}); check that it exists "
+                "and that these credentials may write to it"
+            ) from None
     if not remote_has(target, dataset_id, token=token):
         raise DatasetError(f"uploading {dataset_id} to {target} did not complete")
     return target
