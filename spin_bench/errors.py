@@ -4,9 +4,10 @@
 code    meaning
 ======  ==========================================================================================
 0       success
-1       a failure of data, a remote, the environment or training (:class:`SpinBenchError`, and an
-        ``OSError`` such as an unwritable path or a missing file)
-2       bad input: a value the user gave is not allowed (``ValueError``; click's usage errors)
+1       a failure of data, a remote, the environment or training (:class:`SpinBenchError`), or a file
+        operation that fails while working (``OSError``; the message names the path)
+2       bad input: a value the user gave is not allowed, an output path checked before any work
+        included (``ValueError``; click's usage errors)
 130     interrupted (Ctrl-C or SIGTERM); interrupted runs resume when the command is run again
 ======  ==========================================================================================
 

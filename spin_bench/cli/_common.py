@@ -1,15 +1,21 @@
-"""What every command shares: the consoles and the one-line handling of bad input."""
+"""What every command shares: the consoles, the one error mapping (exit codes and one-line messages), parsing."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
+from typing import Any
 
+import click
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
+
+from spin_bench.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, SpinBenchError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,21 +35,65 @@ def compact_results_table(title: str, ids: tuple[str, ...], numbers: tuple[str, 
     return table
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print ``spin-bench: error: message`` on one line to stderr and return the exit to raise."""
-    err_console.print(f"spin-bench: error: {message}", markup=False, highlight=False, soft_wrap=True)
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    """Print ``spin-bench: error: message`` (whitespace collapsed to one line) to stderr; return the exit to raise."""
+    err_console.print(f"spin-bench: error: {' '.join(message.split())}", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
+def _debugging() -> bool:
+    return os.environ.get("SPIN_BENCH_DEBUG", "") not in ("", "0")
+
+
+def _os_error_message(err: OSError) -> str:
+    """``path: reason`` (both paths for a rename or copy), so the line names the file that failed."""
+    paths = [str(p) for p in (err.filename, err.filename2) if p is not None]
+    reason = err.strerror or str(err) or type(err).__name__
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
+
+
+def exit_code_and_message(err: BaseException) -> tuple[int, str] | None:
+    """The exit code and one-line message of an expected failure; None for anything else (a bug: its traceback is
+    wanted), for click's own exceptions (usage errors: exit code 2) and ``typer.Exit``, which pass through as they are.
+    """
+    if isinstance(err, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted"
+    if isinstance(err, BrokenPipeError):
+        return None  # stdout closed early (``spin-bench list | head``): click exits quietly
+    if isinstance(err, SpinBenchError):
+        return EXIT_FAILURE, str(err) or type(err).__name__
+    if isinstance(err, json.JSONDecodeError):  # a ValueError, but a damaged file rather than bad input
+        return EXIT_FAILURE, f"a JSON document is damaged: {err}"
+    if isinstance(err, ValueError):
+        return EXIT_BAD_INPUT, str(err) or type(err).__name__
+    if isinstance(err, OSError):
+        return EXIT_FAILURE, _os_error_message(err)
+    return None
+
+
 @contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn ValueError (bad input, raised before any work) into one line and exit code 2."""
+def cli_errors() -> Iterator[None]:
+    """Apply the error model of :mod:`spin_bench.errors`: an expected failure becomes one line on stderr and its
+    exit code (:func:`exit_code_and_message`). ``SPIN_BENCH_DEBUG=1`` re-raises it instead, for the traceback."""
     try:
         yield
-    except ValueError as err:
-        if os.environ.get("SPIN_BENCH_DEBUG"):
+    except (KeyboardInterrupt, Exception) as err:
+        outcome = exit_code_and_message(err)
+        if outcome is None or _debugging():
             raise
-        raise fail(str(err)) from None
+        code, message = outcome
+        if code == EXIT_INTERRUPTED:
+            err_console.print("spin-bench: interrupted", markup=False, highlight=False)
+            raise typer.Exit(code) from None
+        raise fail(message, code) from None
+
+
+class CliErrorsGroup(TyperGroup):
+    """A command group whose every command runs under :func:`cli_errors` (sub-groups included)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with cli_errors():
+            return super().invoke(ctx)
 
 
 def parse_list(value: str, valid: tuple[str, ...], what: str, all_values: tuple[str, ...] | None = None) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from spin_bench.cli._common import CliErrorsGroup
 from spin_bench.cli.behaviour import app as behaviour_app
 from spin_bench.cli.datasets import app as datasets_app
 from spin_bench.cli.eval import eval_command
@@ -17,6 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=CliErrorsGroup,  # the one error model (spin_bench.errors) for every command
 )
 app.add_typer(behaviour_app, name="behaviour", help="Train online behaviour agents (DecQN) that make the datasets.")
 app.add_typer(datasets_app, name="datasets", help="Offline datasets: list, info, build, download, publish, verify.")
@@ -27,14 +29,5 @@ app.command("list")(list_command)
 
 
 def main() -> None:
-    """Console entry point: bad input is one line on stderr and exit code 2, not a traceback."""
-    import os
-    import sys
-
-    try:
-        app()
-    except ValueError as err:
-        if os.environ.get("SPIN_BENCH_DEBUG"):
-            raise
-        print(f"spin-bench: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    """Console entry point; exit codes and error lines are those of :mod:`spin_bench.errors`."""
+    app()

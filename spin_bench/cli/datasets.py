@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+from spin_bench.cli._common import CliErrorsGroup
+
+app = typer.Typer(no_args_is_help=True, cls=CliErrorsGroup)  # exit codes and error lines: spin_bench.errors
 
 RemoteOpt = Annotated[
     str | None, typer.Option(help="Remote, gcp://<bucket> or hf://<org> (default: $MINARI_REMOTE, else the catalog's)")
 ]
 IdsArg = Annotated[list[str], typer.Argument(help="Dataset ids, e.g. spin/cheetah-run/expert-v0.")]
 BinsOpt = Annotated[int, typer.Option(help="Bins per action dimension.")]
-
-
-def _one_line_errors(fn):
-    """Expected failures as one line on stderr instead of a traceback, with the exit codes of every command:
-    2 for bad input (unknown ids, bad options, a broken catalog), 1 when the data or a remote is not as needed."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from spin_bench.cli._common import fail
-        from spin_bench.datasets.minari_io import DatasetError
-
-        try:
-            return fn(*args, **kwargs)
-        except (DatasetError, FileNotFoundError) as e:
-            raise fail(" ".join(str(e).split()), code=1) from None
-        except ValueError as e:  # CatalogError included
-            raise fail(" ".join(str(e).split()), code=2) from None
-
-    return wrapper
 
 
 def _console():
@@ -65,7 +47,6 @@ def _remote_ids(remote: str | None, offline: bool, catalog) -> tuple[set[str] | 
 
 
 @app.command("list")
-@_one_line_errors
 def list_cmd(
     task: Annotated[str | None, typer.Option(help="Only this task, e.g. cheetah-run.")] = None,
     bins: Annotated[int | None, typer.Option(help="Only this bin count.")] = None,
@@ -125,7 +106,6 @@ def list_cmd(
 
 
 @app.command("info")
-@_one_line_errors
 def info_cmd(
     dataset_id: Annotated[str, typer.Argument(help="Dataset id, e.g. spin/cheetah-run/expert-v0.")],
     remote: RemoteOpt = None,
@@ -204,7 +184,6 @@ def info_cmd(
 
 
 @app.command("build")
-@_one_line_errors
 def build_cmd(
     dataset_ids: IdsArg,
     workers: Annotated[int, typer.Option(help="Simulation processes (default: one per core).")] = 0,
@@ -232,7 +211,6 @@ def build_cmd(
 
 
 @app.command("download")
-@_one_line_errors
 def download_cmd(
     dataset_ids: IdsArg,
     remote: RemoteOpt = None,
@@ -247,7 +225,6 @@ def download_cmd(
 
 
 @app.command("publish")
-@_one_line_errors
 def publish_cmd(
     dataset_ids: IdsArg,
     remote: RemoteOpt = None,
@@ -264,32 +241,32 @@ def publish_cmd(
 
 
 @app.command("verify")
-@_one_line_errors
 def verify_cmd(dataset_ids: IdsArg) -> None:
-    """Check installed datasets against the catalog sha256."""
+    """Hash installed datasets (arrays and metadata) and check them against the catalog sha256."""
     from spin_bench.datasets.catalog import load_catalog
-    from spin_bench.datasets.minari_io import DatasetIntegrityError, dataset_digest, is_installed, local_dataset_dir
+    from spin_bench.datasets.integrity import verified_digest
+    from spin_bench.datasets.minari_io import DatasetIntegrityError, is_installed
 
     catalog = load_catalog()
-    bad = []
+    failures = []
     for dataset_id in dataset_ids:
         ds = catalog.dataset(dataset_id)
         if not is_installed(dataset_id):
             raise ValueError(f"{dataset_id} is not installed locally")
-        digest = dataset_digest(local_dataset_dir(dataset_id) / "data")
+        try:
+            digest = verified_digest(dataset_id, catalog=catalog, recompute=True)
+        except DatasetIntegrityError as e:
+            failures.append(str(e))
+            continue
         if ds.sha256 is None:
             typer.echo(f"{dataset_id}: sha256 {digest} (the catalog has none recorded)")
-        elif digest == ds.sha256:
-            typer.echo(f"{dataset_id}: OK ({digest})")
         else:
-            typer.echo(f"{dataset_id}: MISMATCH: {digest}, catalog {ds.sha256}")
-            bad.append(dataset_id)
-    if bad:
-        raise DatasetIntegrityError(f"{', '.join(bad)} do not match the catalog; reinstall with download --force")
+            typer.echo(f"{dataset_id}: OK ({digest})")
+    if failures:
+        raise DatasetIntegrityError("; ".join(failures))
 
 
 @app.command("check-prefix")
-@_one_line_errors
 def check_prefix_cmd(
     dataset_ids: Annotated[
         list[str] | None, typer.Argument(help="Dataset ids (default: every dataset with a recorded prefix).")
@@ -310,7 +287,8 @@ def check_prefix_cmd(
     """
     from spin_bench.datasets.catalog import edit_catalog, load_catalog
     from spin_bench.datasets.fingerprint import check_prefix, prefix_from_installed
-    from spin_bench.datasets.minari_io import DatasetIntegrityError, dataset_digest, is_installed, local_dataset_dir
+    from spin_bench.datasets.integrity import verified_digest
+    from spin_bench.datasets.minari_io import DatasetIntegrityError, is_installed, local_dataset_dir
 
     catalog = load_catalog()
     if record_from_installed:
@@ -321,8 +299,7 @@ def check_prefix_cmd(
             if not is_installed(dataset_id):
                 raise ValueError(f"{dataset_id} has no prefix fingerprint and is not installed locally to take it from")
             data_dir = local_dataset_dir(dataset_id) / "data"
-            if dataset_digest(data_dir) != ds.sha256:
-                raise DatasetIntegrityError(f"{dataset_id}: the installed copy does not match the catalog sha256")
+            verified_digest(dataset_id, catalog=catalog, recompute=True)
             prefix = prefix_from_installed(ds, data_dir)
             with edit_catalog(catalog.path) as fresh:
                 fresh.record_prefix(dataset_id, prefix)
@@ -349,7 +326,6 @@ def check_prefix_cmd(
 
 
 @app.command("card")
-@_one_line_errors
 def card_cmd(
     out: Annotated[str | None, typer.Option(help="Card file (default: README.md next to the catalog).")] = None,
     check: Annotated[bool, typer.Option(help="Only check that the card is up to date (exit 1 if not).")] = False,
@@ -379,7 +355,6 @@ def _frozen_reason(entry) -> str | None:
 
 
 @app.command("reference")
-@_one_line_errors
 def reference_cmd(
     task: Annotated[str, typer.Argument(help="Task, e.g. cheetah-run.")],
     bins: BinsOpt = 3,
@@ -412,7 +387,6 @@ def reference_cmd(
 
 
 @app.command("register-checkpoints")
-@_one_line_errors
 def register_checkpoints_cmd(
     task: Annotated[str, typer.Argument(help="Task, e.g. cheetah-run.")],
     bins: BinsOpt = 3,

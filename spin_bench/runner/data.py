@@ -59,14 +59,16 @@ def tasks_with_datasets(bins: int) -> tuple[str, ...]:
 
 
 def check_dataset_available(task: str, quality: str, bins: int) -> None:
-    """Raise ValueError (before any work) if the dataset is not in the catalog or cannot be obtained."""
+    """Before any work: CatalogError (bad input) if the dataset is not in the catalog, DatasetError (a data
+    failure) if it cannot be obtained."""
     from spin_bench.datasets.build import build_blockers
     from spin_bench.datasets.catalog import load_catalog
+    from spin_bench.datasets.minari_io import DatasetError
 
     name = dataset_id(task, quality, bins)
     entry, ds = load_catalog().lookup(name)
     if not _obtainable(entry, ds):
-        raise ValueError(
+        raise DatasetError(
             f"dataset {name} is not local, not published and not buildable: {build_blockers(entry, ds)[0]}"
         )
 
