@@ -1,6 +1,7 @@
 """`spin-bench run` end to end on a tiny real dataset (built from the tiny test catalog)."""
 
 import contextlib
+import csv
 import json
 import os
 import signal
@@ -13,25 +14,38 @@ from conftest import launch_cli
 from typer.testing import CliRunner
 
 from spin_bench.cli import app
-from spin_bench.runner.executors import _interrupt_once, run_grid
+from spin_bench.runner.executors import run_grid
 from spin_bench.runner.run import PROGRESS_INTERVAL_S, read_metrics
 from spin_bench.runner.spec import RunSpec
 
 TINY = ["--task", "cheetah-run", "--dataset", "medium", "--preset", "quick", "--eval-episodes", "1"]
 
 
-def _folder(out, agent="f-iql", seed=0):
-    return RunSpec(agent, "cheetah-run", "medium", 3, seed, "quick").folder(out)
+def _folders(out, agent="f-iql", seed=0):
+    """The run folders of ``agent`` and ``seed`` on cheetah-run medium, one per config (oldest first)."""
+    found = (out / agent / "cheetah-run" / "medium" / "bins3").glob(f"*/seed{seed}")
+    return sorted(found, key=lambda folder: folder.stat().st_mtime_ns)
 
 
-def _wait_until_training(folder, timeout=240):
-    """Until the run's progress file shows training steps (the dataset is built and the loop runs)."""
+def _folder(out, agent="f-iql", seed=0, timeout=0.0):
+    """The one run folder of ``agent`` and ``seed`` (waiting up to ``timeout`` s for a run to create it)."""
     deadline = time.time() + timeout
+    while not _folders(out, agent, seed) and time.time() < deadline:
+        time.sleep(0.5)
+    folders = _folders(out, agent, seed)
+    assert len(folders) == 1, folders
+    return folders[0]
+
+
+def _wait_until_training(out, agent, timeout=240):
+    """The run's folder, once its progress file shows training steps (the dataset is built and the loop runs)."""
+    deadline = time.time() + timeout
+    folder = _folder(out, agent, timeout=timeout)
     while time.time() < deadline:
         progress = folder / "progress.json"
         with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
             if json.loads(progress.read_text())["step"] > 0:
-                return
+                return folder
         time.sleep(0.5)
     raise AssertionError(f"no training step in {folder} after {timeout} s")
 
@@ -61,11 +75,81 @@ def test_run_trains_evaluates_writes_the_run_folder_and_skips_when_finished(tiny
     assert result.exit_code == 0 and (folder / "metrics.csv").read_text() == before  # skipped, not retrained
 
 
+def test_other_options_are_another_run_and_the_same_command_skips(tiny_catalog, tmp_path):
+    # The issue's case: the same command with --steps 300 after --steps 100 must train 300 steps, not return
+    # the 100-step result; both runs stay, each in its own folder. No --preset: the default, paper.
+    out = tmp_path / "runs"
+    base = ["run", "bc", "--task", "cheetah-run", "--dataset", "medium", "--seeds", "0", "--eval-every", "50"]
+    base += ["--eval-episodes", "1", "--out", str(out)]
+    runner = CliRunner()
+    result = runner.invoke(app, [*base, "--steps", "100"])
+    assert result.exit_code == 0, result.output
+    assert "1 run(s) -> " in result.output and "[local, 1 at a time, cpu]" in result.output  # the device shows
+    first = _folder(out, "bc")
+    assert first.parent.name.startswith("paper-num_steps=100-eval_every=50-eval_episodes=1-")
+
+    result = runner.invoke(app, [*base, "--steps", "300"])
+    assert result.exit_code == 0, result.output
+    short, long = _folders(out, "bc")
+    assert short == first
+    summary = json.loads((long / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["steps"] == 300
+    assert [r["step"] for r in read_metrics(long)] == [50, 100, 150, 200, 250, 300]
+    config = json.loads((long / "config.json").read_text())
+    assert config["agent_config"]["num_steps"] == 300 and config["spec"]["preset"] == "paper"
+    assert config["spec"]["label"] == long.parent.name and "data_digest" in config["spec"]
+    assert json.loads((short / "summary.json").read_text())["steps"] == 100  # the first run is kept as it was
+
+    before = {p: (p / "metrics.csv").read_text() for p in (short, long)}
+    result = runner.invoke(app, [*base, "--steps", "300"])
+    assert result.exit_code == 0, result.output
+    assert _folders(out, "bc") == [short, long]
+    assert {p: (p / "metrics.csv").read_text() for p in (short, long)} == before  # skipped, not retrained
+
+
+def test_a_set_grid_trains_one_run_per_value_and_report_tells_them_apart(tiny_catalog, tmp_path):
+    out = tmp_path / "runs"
+    args = ["run", "f-iql", *TINY, "--set", "beta=1,10", "--steps", "20", "--eval-every", "20", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2 run(s) -> " in result.output
+    folders = _folders(out, "f-iql")
+    assert len(folders) == 2
+    configs = [json.loads((folder / "config.json").read_text()) for folder in folders]
+    assert sorted(c["agent_config"]["beta"] for c in configs) == [1.0, 10.0]
+    assert all(c["agent_config"]["num_steps"] == 20 for c in configs)
+    labels = sorted(folder.parent.name for folder in folders)
+    assert all(label.startswith("quick-num_steps=20-eval_every=20-eval_episodes=1-beta=") for label in labels)
+    assert "-beta=1-" in labels[0] and "-beta=10-" in labels[1]
+    assert "beta" in result.output  # the results table: one row per config, beta a column
+
+    result = CliRunner().invoke(app, ["report", str(out), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(out / "report.csv")))
+    assert sorted((r["beta"], r["steps"], r["seeds"]) for r in rows) == [("1", "20", "1"), ("10", "20", "1")]
+
+
+def test_a_config_file_sets_fields_and_set_overrides_it(tiny_catalog, tmp_path):
+    out = tmp_path / "runs"
+    config_file = tmp_path / "ablation.yaml"
+    config_file.write_text("critic_hidden: [64, 64]\nexpectile: [0.6, 0.9]\nnum_steps: 20\neval_every: 20\n")
+    args = ["run", "f-iql", *TINY, "--config", str(config_file), "--set", "expectile=0.7", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    config = json.loads((_folder(out, "f-iql") / "config.json").read_text())["agent_config"]
+    assert (config["critic_hidden"], config["expectile"], config["num_steps"]) == ([64, 64], 0.7, 20)
+
+    config_file.write_text("critic_hidden: [64, 0]\n")
+    result = CliRunner().invoke(app, ["run", "f-iql", *TINY, "--config", str(config_file), "--out", str(out)])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "critic_hidden=(64, 0) is out of range" in result.output
+
+
 def test_killed_run_resumes_from_its_checkpoint(tiny_catalog, tmp_path):
     out = tmp_path / "runs"
     args = ["run", "bc", *TINY, "--steps", "1200", "--eval-every", "200", "--out", str(out)]
     process = launch_cli(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    folder = _folder(out, "bc")
+    folder = _folder(out, "bc", timeout=240)
     deadline = time.time() + 240
     while not (folder / "checkpoint.pt").exists() and time.time() < deadline:
         time.sleep(0.5)
@@ -90,8 +174,7 @@ def test_ctrl_c_checkpoints_and_prints_the_resume_command(tiny_catalog, tmp_path
     out = tmp_path / "runs"
     args = ["run", "bc", *TINY, "--steps", "100000", "--eval-every", "100000", "--out", str(out)]
     process = launch_cli(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    folder = _folder(out, "bc")
-    _wait_until_training(folder)
+    folder = _wait_until_training(out, "bc")
     os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
@@ -106,9 +189,8 @@ def test_a_run_started_with_sigint_ignored_keeps_ignoring_it(tiny_catalog, tmp_p
     out = tmp_path / "runs"
     args = ["run", "bc", *TINY, "--steps", "100000", "--eval-every", "100000", "--out", str(out)]
     process = launch_cli(args, sigint=signal.SIG_IGN, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    folder = _folder(out, "bc")
     try:
-        _wait_until_training(folder)
+        folder = _wait_until_training(out, "bc")
         os.killpg(process.pid, signal.SIGINT)
         step = json.loads((folder / "progress.json").read_text())["step"]
         time.sleep(3 * PROGRESS_INTERVAL_S)
@@ -120,32 +202,12 @@ def test_a_run_started_with_sigint_ignored_keeps_ignoring_it(tiny_catalog, tmp_p
         process.wait()
 
 
-def test_a_relayed_second_ctrl_c_cannot_cut_the_checkpoint_save():
-    # The race CI hit: Ctrl-C reaches the run, the parent relays a second SIGINT, and it lands inside the handler
-    # that saves the checkpoint. Run processes take the first SIGINT only.
-    previous = signal.signal(signal.SIGINT, _interrupt_once)
-    outcome = "the first SIGINT did not interrupt"
-    try:
-        try:
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(5)
-        except KeyboardInterrupt:
-            os.kill(os.getpid(), signal.SIGINT)  # the relayed copy, arriving mid-save
-            time.sleep(0.2)
-            outcome = "saved"
-    except KeyboardInterrupt:
-        outcome = "the relayed SIGINT cut the save"
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    assert outcome == "saved"
-
-
 def test_a_diverging_run_fails_alone(tiny_catalog, tmp_path):
     good = RunSpec("bc", "cheetah-run", "medium", 3, 0, "quick", (("num_steps", 50), ("eval_every", 50)))
     bad = RunSpec("f-iql", "cheetah-run", "medium", 3, 0, "quick", (("num_steps", 50), ("lr", 1e10)))
     outcomes = run_grid([bad, good], tmp_path / "runs", workers=2)
     assert outcomes[0].summary is None and "became" in outcomes[0].error and "stopping this run" in outcomes[0].error
-    failed = json.loads((bad.folder(tmp_path / "runs") / "summary.json").read_text())
+    failed = json.loads((_folder(tmp_path / "runs", "f-iql") / "summary.json").read_text())
     assert failed["status"] == "failed"
     assert outcomes[1].summary["status"] == "finished"
 
@@ -161,7 +223,17 @@ def test_a_diverging_run_fails_alone(tiny_catalog, tmp_path):
         (["run", "bc", "--seeds", "1,1"], "malformed seed list '1,1'"),
         (["run", "bc", "--executor", "slurm"], "unknown executor 'slurm'; valid executors: local, ray"),
         (["run", "bc", "--device", "tpu"], "unknown device 'tpu'; valid devices: auto, cpu, cuda"),
-        (["run", "bc", "--steps", "0"], "--num-steps 0 must be >= 1"),
+        (["run", "bc", "--steps", "0"], "--steps 0 must be >= 1"),
+        (["run", "bc", "--steps", "-5"], "--steps -5 must be >= 1"),
+        (["run", "bc", "--eval-episodes", "0"], "--eval-episodes 0 must be >= 1"),
+        (["run", "bc", "--address", "10.0.0.1:6379"], "--address 10.0.0.1:6379 is for --executor ray"),
+        (["run", "f-iql", "--set", "nosuch=1"], "agent f-iql (FIQLConfig) has no field 'nosuch'; valid fields:"),
+        (["run", "f-iql", "--set", "beta=abc"], "beta=abc is not valid: beta takes a number"),
+        (["run", "f-iql", "--set", "expectile=2"], "expectile=2.0 is out of range: expectile must be in (0, 1)"),
+        (["run", "f-iql,bc", "--set", "beta=1,10"], "agent bc (BCConfig) has no field 'beta'"),
+        (["run", "f-iql", "--set", "critic_hidden=256,x"], "critic_hidden=256,x is not valid"),
+        (["run", "bc", "--steps", "10", "--set", "num_steps=20"], "give --steps or --set num_steps, not both"),
+        (["run", "bc", "--config", "no-such-file.yaml"], "cannot read config file 'no-such-file.yaml'"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_2(tiny_catalog, tmp_path, args, message):

@@ -8,6 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def require(ok: bool, name: str, value: object, allowed: str) -> None:
+    """A one-line ValueError naming the field, its value and what is allowed, unless ``ok``."""
+    if not ok:
+        raise ValueError(f"{name}={value!r} is out of range: {name} must be {allowed}")
+
+
+def _positive_widths(name: str, widths: tuple[int, ...]) -> None:
+    require(all(w >= 1 for w in widths), name, widths, "widths >= 1 (e.g. 256,256)")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The training budget and device options every agent shares."""
@@ -23,9 +33,17 @@ class TrainConfig:
     eval_episodes: int = 10
     """Episodes per evaluation; episode k is reset with seed + 100 + k."""
     bf16: bool = True
-    """bf16 autocast for forward passes on CUDA (ignored on CPU, which always runs float32)."""
+    """On CUDA, bf16 autocast of the transformer forward passes only: the SAINT/SPIN actor (trunk and heads) and
+    SPIN's ASM. Critics, values, TD targets, advantages, AWR weights, log-probabilities and every loss are float32
+    always. Ignored on CPU and by the MLP and LSTM actors (F-IQL, BC, AR-IQL), which run float32 throughout;
+    ``agent.precision`` says what a run used."""
     compile: bool = False
     """``torch.compile`` the loss computation on CUDA (ignored on CPU)."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_steps", "batch_size", "eval_every", "eval_episodes"):
+            require(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
+        require(self.lr > 0, "lr", self.lr, "> 0")
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,17 @@ class IQLConfig(TrainConfig):
     value_hidden: tuple[int, ...] = (256, 256)
     """Hidden widths of the value MLP."""
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(0 <= self.gamma <= 1, "gamma", self.gamma, "in [0, 1]")
+        require(0 < self.tau <= 1, "tau", self.tau, "in (0, 1]")
+        require(0 < self.expectile < 1, "expectile", self.expectile, "in (0, 1)")
+        require(self.beta > 0, "beta", self.beta, "> 0")
+        require(self.weight_clip > 0, "weight_clip", self.weight_clip, "> 0")
+        require(self.num_critics >= 1, "num_critics", self.num_critics, ">= 1")
+        _positive_widths("critic_hidden", self.critic_hidden)
+        _positive_widths("value_hidden", self.value_hidden)
+
 
 @dataclass(frozen=True)
 class SAINTConfig(IQLConfig):
@@ -66,6 +95,16 @@ class SAINTConfig(IQLConfig):
     """Dropout in the blocks (attention weights, residual branches) and in the per-dimension heads."""
     head_hidden: int = 128
     """Hidden width of each per-dimension head Linear(d, h) -> GELU -> Dropout -> Linear(h, m_i)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("d_model", "num_heads", "num_blocks", "ffn_mult", "head_hidden"):
+            require(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
+        # Attention splits the token width evenly between the heads.
+        require(
+            self.d_model % self.num_heads == 0, "d_model", self.d_model, f"a multiple of num_heads={self.num_heads}"
+        )
+        require(0 <= self.dropout < 1, "dropout", self.dropout, "in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -93,3 +132,20 @@ class SPINConfig(SAINTConfig):
     """Of the selected tokens, the fraction replaced by [MASK]."""
     random_token_frac: float = 0.1
     """Of the selected tokens, the fraction replaced by a uniform random bin (the rest stay unchanged)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.asm_epochs > 0, "asm_epochs", self.asm_epochs, "> 0")
+        require(self.asm_steps is None or self.asm_steps >= 1, "asm_steps", self.asm_steps, ">= 1, or none")
+        require(self.asm_batch_size >= 1, "asm_batch_size", self.asm_batch_size, ">= 1")
+        require(self.asm_lr > 0, "asm_lr", self.asm_lr, "> 0")
+        require(self.asm_grad_clip > 0, "asm_grad_clip", self.asm_grad_clip, "> 0")
+        require(0 < self.mask_prob <= 1, "mask_prob", self.mask_prob, "in (0, 1]")
+        require(0 <= self.mask_token_frac <= 1, "mask_token_frac", self.mask_token_frac, "in [0, 1]")
+        require(0 <= self.random_token_frac <= 1, "random_token_frac", self.random_token_frac, "in [0, 1]")
+        require(
+            self.mask_token_frac + self.random_token_frac <= 1,
+            "random_token_frac",
+            self.random_token_frac,
+            f"<= 1 - mask_token_frac = {1 - self.mask_token_frac:g}",
+        )

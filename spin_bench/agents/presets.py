@@ -1,7 +1,8 @@
-"""Named presets: ``paper`` (the paper's sizes and budget) and ``quick`` (a few CPU minutes on a small task).
+"""Named presets: ``paper`` (the benchmark's definition: the paper's sizes and budget, the default of the CLI and
+the Python API) and ``quick`` (a smoke test: a few CPU minutes on a small task).
 
 A preset is a set of field overrides on an agent's config class; fields an agent lacks are skipped, so one
-table serves every agent.
+table serves every agent. Every field a preset leaves alone keeps its config class's default.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ import dataclasses
 from typing import Any
 
 from spin_bench.agents.config import TrainConfig
+from spin_bench.overrides import coerce_value
+
+DEFAULT_PRESET = "paper"
+"""The preset of ``spin-bench run`` and of ``make_agent``/``make_config`` when none is named."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The config classes' defaults: 1M gradient steps, evaluation every 5000 steps over 10 episodes,
@@ -32,15 +37,19 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def preset_config(config_class: type[TrainConfig], preset: str = "paper", **overrides: Any) -> TrainConfig:
-    """``config_class`` with the preset's values, then ``overrides`` (which must name real fields)."""
+def check_preset(preset: str) -> None:
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+
+
+def preset_config(
+    config_class: type[TrainConfig], preset: str = DEFAULT_PRESET, *, owner: str | None = None, **overrides: Any
+) -> TrainConfig:
+    """``config_class`` with the preset's values, then ``overrides``: real fields, values of the field's type
+    (``spin_bench.overrides.coerce_value``: ``beta=1`` is ``beta=1.0``), ranges checked by the class.
+    ``owner`` names the config in error messages (e.g. ``agent bc``)."""
+    check_preset(preset)
     names = {f.name for f in dataclasses.fields(config_class)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ValueError(
-            f"unknown {config_class.__name__} field(s) {', '.join(unknown)}; valid fields: {', '.join(sorted(names))}"
-        )
     values = {k: v for k, v in PRESETS[preset].items() if k in names}
-    return config_class(**{**values, **overrides})
+    values |= {key: coerce_value(config_class, key, value, owner) for key, value in overrides.items()}
+    return config_class(**values)

@@ -11,7 +11,7 @@ import torch
 
 from spin_bench.agents.base import Agent
 from spin_bench.agents.config import TrainConfig
-from spin_bench.agents.presets import preset_config
+from spin_bench.agents.presets import DEFAULT_PRESET, preset_config
 
 _AGENTS: dict[str, str] = {
     "spin": "spin_bench.agents.spin:SPINAgent",
@@ -31,16 +31,17 @@ def agent_class(name: str) -> type[Agent]:
     return getattr(importlib.import_module(module), attr)
 
 
-def make_config(name: str, preset: str = "paper", **overrides: Any) -> TrainConfig:
-    """Agent ``name``'s config under ``preset`` with field ``overrides``."""
-    return preset_config(agent_class(name).config_class, preset, **overrides)
+def make_config(name: str, preset: str = DEFAULT_PRESET, **overrides: Any) -> TrainConfig:
+    """Agent ``name``'s config under ``preset`` with field ``overrides`` (checked: field names, types, ranges)."""
+    cls = agent_class(name).config_class
+    return preset_config(cls, preset, owner=f"agent {name} ({cls.__name__})", **overrides)
 
 
 def make_agent(
     name: str,
     obs_dim: int,
     nvec: Sequence[int],
-    preset: str = "paper",
+    preset: str = DEFAULT_PRESET,
     device: str | torch.device = "cpu",
     seed: int = 0,
     **overrides: Any,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
+
+from spin_bench.overrides import apply_settings
 
 OBSERVATION_TRANSFORMS = ("none", "symlog")
 """What the network may do to an observation before its first layer."""
@@ -123,23 +125,6 @@ class DecQNConfig:
 
 
 def apply_overrides(config: DecQNConfig, overrides: list[str]) -> DecQNConfig:
-    """Apply ``key=value`` strings (``hidden=512,512``, ``learning_rate=1e-4``) to a config."""
-    types = {f.name: f.type for f in fields(DecQNConfig)}
-    changes: dict = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or key not in types:
-            raise ValueError(f"bad override {item!r}: use key=value with key one of {', '.join(types)}")
-        kind = types[key]
-        try:
-            if key == "hidden":
-                changes[key] = tuple(int(v) for v in value.split(","))
-            elif kind == "int":
-                changes[key] = int(value)
-            elif kind == "str":
-                changes[key] = value
-            else:
-                changes[key] = float(value)
-        except ValueError:
-            raise ValueError(f"bad override {item!r}: {value!r} is not a valid {kind}") from None
-    return replace(config, **changes)
+    """Apply ``key=value`` strings (``hidden=512,512``, ``learning_rate=1e-4``) to a config: the ``--set`` grammar
+    of ``spin_bench.overrides``, one value per key."""
+    return apply_settings(config, overrides, item_prefix="bad override")

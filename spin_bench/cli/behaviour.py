@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+from spin_bench.cli._common import CliErrorsGroup
+
+app = typer.Typer(no_args_is_help=True, cls=CliErrorsGroup)  # exit codes and error lines: spin_bench.errors
 
 
 @app.command("train")
@@ -26,7 +28,11 @@ def train(
     ] = 0,
     overrides: Annotated[
         list[str] | None,
-        typer.Option("--set", help="DecQN hyperparameter override key=value, repeatable (e.g. hidden=512,512)."),
+        typer.Option(
+            "--set",
+            help="DecQN hyperparameter key=value, repeatable; a tuple's elements are joined by commas "
+            "(e.g. --set hidden=512,512 --set learning_rate=1e-4).",
+        ),
     ] = None,
     init_from: Annotated[
         Path | None,
@@ -44,8 +50,10 @@ def train(
     """
     from spin_bench.behaviour.config import DecQNConfig, apply_overrides
     from spin_bench.behaviour.trainer import TrainingInterrupted, run_training
+    from spin_bench.cli._common import cli_errors
 
-    config = apply_overrides(DecQNConfig(), overrides or [])
+    with cli_errors():
+        config = apply_overrides(DecQNConfig(), overrides or [])
     try:
         run_training(
             task=task,

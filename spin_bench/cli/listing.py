@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from spin_bench.cli._common import console, user_errors
+from spin_bench.cli._common import console
 
 WHAT = ("tasks", "datasets", "agents", "presets")
 
@@ -59,13 +59,44 @@ def _agents_table() -> Table:
 
 
 def _presets_table() -> Table:
-    from spin_bench.agents.presets import PRESETS
+    """Every config field of every agent, with its value under each preset; a preset's own values in bold."""
+    import dataclasses
 
-    table = Table(title="Presets (spin-bench run --preset NAME)")
-    table.add_column("preset")
-    table.add_column("overrides of the paper defaults")
-    for name, values in PRESETS.items():
-        table.add_row(name, ", ".join(f"{k}={v}" for k, v in values.items()) or "(the paper's settings)")
+    from rich.text import Text
+
+    from spin_bench.agents.presets import DEFAULT_PRESET, PRESETS
+    from spin_bench.agents.registry import AGENT_NAMES, make_config
+    from spin_bench.runner.report import format_value
+
+    configs = {(a, p): make_config(a, p) for a in AGENT_NAMES for p in PRESETS}
+    fields: dict[str, list[str]] = {}  # field -> agents that have it, in config order
+    for agent in AGENT_NAMES:
+        for f in dataclasses.fields(configs[(agent, DEFAULT_PRESET)]):
+            fields.setdefault(f.name, []).append(agent)
+    table = Table(title="Presets (spin-bench run --preset NAME; default: paper)", caption_justify="left")
+    settings = [
+        f"{preset}: " + (" ".join(f"{k}={format_value(v)}" for k, v in values.items()) or "the defaults")
+        for preset, values in PRESETS.items()
+    ]
+    table.caption = (
+        "Bold: the preset sets the field; the rest are the config classes' defaults. "
+        "Change any field with spin-bench run --set FIELD=VALUE.\n" + "\n".join(settings)
+    )
+    table.add_column("field", overflow="fold")
+    table.add_column("agents", overflow="fold")
+    for preset in PRESETS:
+        table.add_column(preset, overflow="fold")
+    for name, agents in fields.items():
+        row = [name, "all" if len(agents) == len(AGENT_NAMES) else ",".join(agents)]
+        for preset in PRESETS:
+            values = {a: format_value(getattr(configs[(a, preset)], name)) for a in agents}
+            text = (
+                next(iter(values.values()))
+                if len(set(values.values())) == 1
+                else "; ".join(f"{a}: {v}" for a, v in values.items())
+            )
+            row.append(Text(text, style="bold" if name in PRESETS[preset] else ""))
+        table.add_row(*row)
     return table
 
 
@@ -73,9 +104,8 @@ def list_command(
     what: Annotated[str, typer.Argument(help="tasks, datasets, agents or presets.")] = "agents",
 ) -> None:
     """Show tasks, datasets, agents or presets as tables."""
-    with user_errors():
-        if what not in WHAT:
-            raise ValueError(f"unknown list {what!r}; valid: {', '.join(WHAT)}")
+    if what not in WHAT:
+        raise ValueError(f"unknown list {what!r}; valid: {', '.join(WHAT)}")
     if what == "tasks":
         console.print(_tasks_table())
     elif what == "agents":

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from spin_bench.cli._common import compact_results_table, console, user_errors
+from spin_bench.cli._common import cli_errors, compact_results_table, console, err_console
 
 
 def report(
@@ -16,29 +16,40 @@ def report(
     output: Annotated[Path | None, typer.Option(help="Report file (default: RUNS_DIR/report.FORMAT).")] = None,
     plots: Annotated[Path | None, typer.Option(help="Write learning-curve and aggregate PNGs to this folder.")] = None,
 ) -> None:
-    """Per (agent, task, dataset) final return, normalized score, IQM with 95% CIs, time-to-target."""
+    """Per (agent, task, dataset, config) final return, normalized score, IQM with 95% CIs, time-to-target.
+
+    Runs are grouped by their resolved config and data (config.json); the fields that differ between groups
+    are columns, and the gradient steps always are. Run folders with unreadable or incomplete files are
+    skipped with a warning.
+    """
     from spin_bench._io import atomic_write_text
     from spin_bench.runner import report as rep
 
-    with user_errors():
+    with cli_errors():
         if format not in rep.REPORT_FORMATS:
             raise ValueError(f"unknown report format {format!r}; valid formats: {', '.join(rep.REPORT_FORMATS)}")
-        records, failed = rep.collect_runs(runs_dir)
-        if not records:
-            raise ValueError(f"no finished runs under {str(runs_dir)!r}")
-    rows = rep.build_cells(records, failed)
-    aggregates = rep.aggregate(rows, records)
+        found = rep.collect_runs(runs_dir)
+        for path, why in found.skipped:
+            err_console.print(f"warning: skipped a run: {path}: {why}", markup=False, highlight=False, soft_wrap=True)
+        skipped = f" ({len(found.skipped)} skipped)" if found.skipped else ""
+        if not found.finished:
+            raise ValueError(f"no finished runs under {str(runs_dir)!r}{skipped}")
+    rows = rep.build_cells(found.finished, found.failed)
+    aggregates = rep.aggregate(rows, found.finished)
     text = rep.render(rows, aggregates, format)
     path = output or runs_dir / f"report.{format}"
     atomic_write_text(path, text)
 
     console.print(rep.header(rows), style="dim")
+    columns = [c for c in rep.config_column_names(rows) if c != "steps"]
     table = compact_results_table(
         "Per task (official: final evaluation)",
-        ids=("agent", "task", "dataset"),
-        numbers=("bins", "seeds", "final\nreturn", "normalized\n(0-100)", "best\nreturn", "TTT\n(s)"),
+        ids=("agent", "task", "dataset", *columns),
+        numbers=("bins", "steps", "seeds", "final\nreturn", "normalized\n(0-100)", "best\nreturn", "TTT\n(s)"),
     )
     table.caption = "TTT: time-to-target in wall-clock seconds (how many seeds reached it)"
+    if found.skipped:
+        table.caption += f"; {len(found.skipped)} run(s) skipped (warnings above)"
     cells = rep.cell_dicts(rows)
     for c in cells:
         ttt = "n/a" if c["time_to_target_s"] is None else f"{c['time_to_target_s']:.0f} ({c['target_reached']})"
@@ -46,7 +57,9 @@ def report(
             c["agent"],
             c["task"],
             c["dataset"],
+            *(c[name] for name in columns),
             str(c["bins"]),
+            c["steps"],
             str(c["seeds"]),
             f"{c['final_return_mean']:.1f} ± {c['final_return_std']:.1f}",
             f"{c['normalized_score']:.1f}",
@@ -54,16 +67,19 @@ def report(
             ttt,
         )
     console.print(table)
+    agg_columns = [c for c in columns if c != "data"]
     agg = compact_results_table(
         "Aggregate: IQM of normalized scores across tasks, 95% stratified bootstrap CI",
-        ids=("agent", "dataset"),
-        numbers=("bins", "tasks", "runs", "IQM", "95% CI"),
+        ids=("agent", "dataset", *agg_columns),
+        numbers=("bins", "steps", "tasks", "runs", "IQM", "95% CI"),
     )
     for a in aggregates:
         agg.add_row(
             a["agent"],
             a["dataset"],
+            *(a[name] for name in agg_columns),
             str(a["bins"]),
+            a["steps"],
             str(a["tasks"]),
             str(a["runs"]),
             f"{a['iqm_normalized']:.1f}",
