@@ -1,21 +1,15 @@
 """`spin-bench run` end to end on a tiny real dataset (built from the tiny test catalog)."""
 
-import contextlib
 import csv
 import json
-import os
-import signal
-import subprocess
 import time
 
 import pytest
-import torch
-from conftest import launch_cli
 from typer.testing import CliRunner
 
 from spin_bench.cli import app
 from spin_bench.runner.executors import run_grid
-from spin_bench.runner.run import PROGRESS_INTERVAL_S, read_metrics
+from spin_bench.runner.run import read_metrics
 from spin_bench.runner.spec import RunSpec
 
 TINY = ["--task", "cheetah-run", "--dataset", "medium", "--preset", "quick", "--eval-episodes", "1"]
@@ -35,19 +29,6 @@ def _folder(out, agent="f-iql", seed=0, timeout=0.0):
     folders = _folders(out, agent, seed)
     assert len(folders) == 1, folders
     return folders[0]
-
-
-def _wait_until_training(out, agent, timeout=240):
-    """The run's folder, once its progress file shows training steps (the dataset is built and the loop runs)."""
-    deadline = time.time() + timeout
-    folder = _folder(out, agent, timeout=timeout)
-    while time.time() < deadline:
-        progress = folder / "progress.json"
-        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
-            if json.loads(progress.read_text())["step"] > 0:
-                return folder
-        time.sleep(0.5)
-    raise AssertionError(f"no training step in {folder} after {timeout} s")
 
 
 def test_run_trains_evaluates_writes_the_run_folder_and_skips_when_finished(tiny_catalog, tmp_path):
@@ -143,63 +124,6 @@ def test_a_config_file_sets_fields_and_set_overrides_it(tiny_catalog, tmp_path):
     result = CliRunner().invoke(app, ["run", "f-iql", *TINY, "--config", str(config_file), "--out", str(out)])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert "critic_hidden=(64, 0) is out of range" in result.output
-
-
-def test_killed_run_resumes_from_its_checkpoint(tiny_catalog, tmp_path):
-    out = tmp_path / "runs"
-    args = ["run", "bc", *TINY, "--steps", "1200", "--eval-every", "200", "--out", str(out)]
-    process = launch_cli(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    folder = _folder(out, "bc", timeout=240)
-    deadline = time.time() + 240
-    while not (folder / "checkpoint.pt").exists() and time.time() < deadline:
-        time.sleep(0.5)
-    assert (folder / "checkpoint.pt").exists(), process.stderr.read() if process.poll() is not None else "timeout"
-    time.sleep(1.0)
-    os.killpg(process.pid, signal.SIGKILL)  # a crash: no chance to save anything more
-    process.wait()
-    # metrics.csv is written just before checkpoint.pt, so the kill may land between the two:
-    # the checkpoint on disk, not the last metrics row, is what a resume must continue from.
-    checkpointed = torch.load(folder / "checkpoint.pt", weights_only=True)["agent"]["step"]
-    assert 200 <= checkpointed < 1200
-
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    summary = json.loads((folder / "summary.json").read_text())
-    assert summary["resumed_from"] == [checkpointed]  # continued from the checkpoint, not from zero
-    steps = [r["step"] for r in read_metrics(folder)]
-    assert steps == list(range(200, 1201, 200))
-
-
-def test_ctrl_c_checkpoints_and_prints_the_resume_command(tiny_catalog, tmp_path):
-    out = tmp_path / "runs"
-    args = ["run", "bc", *TINY, "--steps", "100000", "--eval-every", "100000", "--out", str(out)]
-    process = launch_cli(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    folder = _wait_until_training(out, "bc")
-    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
-    assert "Resume with:" in stderr and "spin-bench run bc --task cheetah-run" in stderr
-    state = json.loads((folder / "progress.json").read_text())
-    assert state["status"] == "interrupted" and state["step"] > 0
-    assert (folder / "checkpoint.pt").exists() and not (folder / "summary.json").exists()
-
-
-def test_a_run_started_with_sigint_ignored_keeps_ignoring_it(tiny_catalog, tmp_path):
-    # `spin-bench run ... &` from a script: the shell ignores SIGINT for the job, and so must its run processes.
-    out = tmp_path / "runs"
-    args = ["run", "bc", *TINY, "--steps", "100000", "--eval-every", "100000", "--out", str(out)]
-    process = launch_cli(args, sigint=signal.SIG_IGN, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        folder = _wait_until_training(out, "bc")
-        os.killpg(process.pid, signal.SIGINT)
-        step = json.loads((folder / "progress.json").read_text())["step"]
-        time.sleep(3 * PROGRESS_INTERVAL_S)
-        assert process.poll() is None, process.stderr.read()
-        state = json.loads((folder / "progress.json").read_text())
-        assert state["status"] == "running" and state["step"] > step  # still training
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def test_a_diverging_run_fails_alone(tiny_catalog, tmp_path):

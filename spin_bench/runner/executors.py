@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -12,8 +15,10 @@ from typing import Any
 
 from rich.console import Console
 
+from spin_bench.runner.interrupts import STOP_SIGNALS, die_with_parent
+from spin_bench.runner.lock import refuse_if_locked
 from spin_bench.runner.progress import GridProgress
-from spin_bench.runner.run import RunFailed, execute_run
+from spin_bench.runner.run import RunFailed, check_data_digest, execute_run
 from spin_bench.runner.spec import RunSpec
 
 EXECUTORS = ("local", "ray")
@@ -22,11 +27,13 @@ POLL_S = 0.5
 
 @dataclass
 class RunOutcome:
-    """A run's summary, or why it failed."""
+    """A run's summary, or why it failed or stopped."""
 
     spec: RunSpec
     summary: dict[str, Any] | None
     error: str | None = None
+    interrupted: bool = False
+    """Stopped by SIGINT or SIGTERM (checkpointed when training had begun)."""
 
 
 def _threads_per_run() -> int:
@@ -52,43 +59,72 @@ def run_grid(
     address: str | None = None,
     console: Console | None = None,
 ) -> list[RunOutcome]:
-    """Run every spec (skipping finished ones, resuming interrupted ones); outcomes in spec order."""
+    """Run every spec (skipping finished ones, resuming interrupted ones); outcomes in spec order.
+
+    Specs without ``data_digest`` get the installed dataset's (so their folders carry the data's identity); the
+    outcomes hold the specs as run. Before any training: DatasetIntegrityError if a dataset does not match the
+    catalog or a spec's digest, RunLockedError if another process trains one of the folders. SIGINT and SIGTERM
+    stop the runs at their next update boundary (they checkpoint) and raise KeyboardInterrupt, as does a run
+    stopped by a signal of its own.
+    """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
     if workers < 1:
         raise ValueError(f"workers={workers} must be >= 1")
     root = Path(root)
     cache = str(cache_dir) if cache_dir is not None else None
-    # Datasets first, once each, in this process: parallel runs must not build the same dataset twice.
-    from spin_bench.runner.data import ensure_datasets
+    with _sigterm_interrupts():
+        # Datasets first, once each, in this process: parallel runs must not build the same dataset twice.
+        from spin_bench.datasets.integrity import verified_digest
+        from spin_bench.runner.data import ensure_datasets
 
-    ensure_datasets(sorted({spec.dataset_id for spec in specs}))
-    outcomes: dict[RunSpec, RunOutcome] = {}
-    with GridProgress(specs, root, console) as display:
-        if executor == "local":
-            _run_local(specs, root, workers, device, cache, display, outcomes)
-        else:
-            _run_ray(specs, root, workers, device, cache, address, display, outcomes)
+        names = sorted({spec.dataset_id for spec in specs})
+        ensure_datasets(names)
+        digests = {name: verified_digest(name) for name in names}
+        for spec in specs:
+            check_data_digest(spec, digests[spec.dataset_id])
+        specs = [spec if spec.data_digest else spec.with_data_digest(digests[spec.dataset_id]) for spec in specs]
+        for spec in specs:
+            refuse_if_locked(spec.folder(root))
+        outcomes: dict[RunSpec, RunOutcome] = {}
+        with GridProgress(specs, root, console) as display:
+            if executor == "local":
+                _run_local(specs, root, workers, device, cache, display, outcomes)
+            else:
+                _run_ray(specs, root, workers, device, cache, address, display, outcomes)
+    if any(outcome.interrupted for outcome in outcomes.values()):
+        raise KeyboardInterrupt
     return [outcomes[spec] for spec in specs]
 
 
-def _interrupt_once(signum, frame) -> None:
-    """SIGINT handler for run processes: the first one raises KeyboardInterrupt (the run checkpoints), later ones are
-    ignored. A terminal's Ctrl-C reaches the run and the parent, which relays it; without this, the relayed copy can
-    land inside the interrupt handler and cut the checkpoint save."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _child(spec: RunSpec, root: str, device: str, cache: str | None, threads: int, results) -> None:
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # ignored (a job started with `&`): stays ignored
-        signal.signal(signal.SIGINT, _interrupt_once)
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt in the block, as SIGINT does: a job scheduler's stop checkpoints the runs
+    like a Ctrl-C (main thread only; an ignored SIGTERM stays ignored)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _child(spec: RunSpec, root: str, device: str, cache: str | None, threads: int, parent: int, results) -> None:
+    die_with_parent(parent)  # first: a `run` killed from here on leaves no trainer behind
     try:
         outcome = _execute(spec, root, device, cache, threads)
     except KeyboardInterrupt:
-        outcome = RunOutcome(spec, None, "interrupted (checkpointed)")
+        outcome = RunOutcome(spec, None, f"{spec.key}: interrupted (checkpointed)", interrupted=True)
     except Exception as err:  # reported to the parent; the grid goes on
         outcome = RunOutcome(spec, None, f"{spec.key}: {type(err).__name__}: {err}")
+    for signum in STOP_SIGNALS:  # the run is over: a late stop signal (a relayed Ctrl-C) has nothing to stop
+        signal.signal(signum, signal.SIG_IGN)
     results.put(outcome)
 
 
@@ -103,7 +139,8 @@ def _run_local(specs, root, workers, device, cache, display, outcomes) -> None:
         while queue or running:
             while queue and len(running) < workers:
                 spec = queue.pop(0)
-                process = ctx.Process(target=_child, args=(spec, str(root), device, cache, threads, results))
+                args = (spec, str(root), device, cache, threads, os.getpid(), results)
+                process = ctx.Process(target=_child, args=args)
                 process.start()
                 running[spec] = process
             try:
@@ -123,9 +160,10 @@ def _run_local(specs, root, workers, device, cache, display, outcomes) -> None:
             display.refresh()
     except KeyboardInterrupt:
         # A terminal's Ctrl-C reaches the whole process group; signal the runs ourselves in case it did not.
+        # SIGTERM, because a job started with `&` ignores SIGINT.
         for process in running.values():
             if process.is_alive():
-                os.kill(process.pid, signal.SIGINT)
+                os.kill(process.pid, signal.SIGTERM)
         for process in running.values():
             process.join(timeout=60)
         raise

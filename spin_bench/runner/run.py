@@ -1,40 +1,47 @@
-"""Train and evaluate one run in its folder, resumably.
+"""Train and evaluate one run in its folder, resumably and exclusively.
 
 Folder contents:
-    config.json     the spec, the fully resolved agent config, versions, git commit, device
+    config.json     the spec, the fully resolved agent config, the dataset's sha256, precision, versions, git commit,
+                    device
     metrics.csv     one row per evaluation: step, wall seconds, mean losses, eval returns, normalized score
-    checkpoint.pt   agent (networks, optimizers, step, RNG) + sampler state + counters; weights-only safe
+    checkpoint.pt   agent (networks, optimizers, step, RNG) + sampler state + the losses since the last evaluation +
+                    counters, all of one step; weights-only safe
     progress.json   live progress for displays (step, updates/s, last eval), rewritten every few seconds
     summary.json    written last: status, final and best returns, normalized scores, wall time
+    lock            locked (flock) while a process trains the folder; holds that process's pid
+
+Ctrl-C and SIGTERM stop a run between two updates, never inside one: the checkpoint then holds one step's
+complete state, and the resumed run equals an uninterrupted one exactly.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import json
 import math
 import platform
-import signal
 import subprocess
-import threading
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from spin_bench._io import atomic_torch_save, atomic_write_json, atomic_write_text
-from spin_bench.runner.spec import RunSpec
+from spin_bench._io import atomic_torch_save, atomic_write_json, atomic_write_text, read_json
+from spin_bench.errors import DamagedFileError, SpinBenchError
+from spin_bench.runner.interrupts import StopSignals
+from spin_bench.runner.lock import run_lock
+from spin_bench.runner.signal_hook import arm_test_signal
+from spin_bench.runner.spec import RunSpec, config_json
 
 METRIC_FIELDS = ("step", "wall_seconds", "eval_return_mean", "eval_return_std", "normalized_score")
 PROGRESS_INTERVAL_S = 2.0
+CHECKPOINT_KEYS = ("agent", "sampler", "wall_seconds", "resumes")
+"""What a checkpoint must hold; ``losses`` (the losses since the last evaluation) is empty at an evaluation."""
 
 
-class RunFailed(RuntimeError):
+class RunFailed(SpinBenchError):
     """A run stopped for a reason of its own (e.g. a non-finite loss); other runs go on."""
 
 
@@ -62,7 +69,7 @@ def versions() -> dict[str, str]:
 
 def read_summary(folder: Path) -> dict | None:
     path = folder / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_json(path) if path.exists() else None
 
 
 def read_metrics(folder: Path) -> list[dict[str, Any]]:
@@ -92,17 +99,43 @@ def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_text(path, text.getvalue())
 
 
-@contextlib.contextmanager
-def _interrupts_ignored():
-    """Ignore SIGINT inside the block (main thread only; elsewhere signals cannot arrive anyway)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def check_data_digest(spec: RunSpec, digest: str) -> None:
+    """Refuse to train ``spec`` on data other than the data its folder was named for."""
+    if spec.data_digest is not None and spec.data_digest != digest:
+        from spin_bench.datasets.integrity import DatasetIntegrityError
+
+        raise DatasetIntegrityError(
+            f"{spec.dataset_id}: the installed data has sha256 {digest[:16]}..., run {spec.key!r} is for data with "
+            f"sha256 {spec.data_digest[:16]}...; install that data, or give the run without a data digest"
+        )
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    """A run's checkpoint, loaded weights-only; DamagedFileError naming the file if it is damaged."""
     try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises many types for a broken file; none of their advice applies here
+        raise _damaged(path, "empty file" if path.stat().st_size == 0 else _load_failure(err)) from None
+    if not isinstance(ckpt, dict):
+        raise _damaged(path, f"it holds a {type(ckpt).__name__}, not a run checkpoint")
+    missing = [key for key in CHECKPOINT_KEYS if key not in ckpt]
+    if missing:
+        raise _damaged(path, f"it lacks {', '.join(missing)}")
+    return ckpt
+
+
+def _damaged(path: Path, reason: str) -> DamagedFileError:
+    reason = " ".join(reason.split())[:200]
+    return DamagedFileError(f"checkpoint {path} is damaged ({reason}); delete it to restart this run from step 0")
+
+
+def _load_failure(err: Exception) -> str:
+    """A short reason for a failed weights-only load. torch's message for objects other than tensors and plain
+    values advises ``weights_only=False``, which would run whatever code the file holds: never repeated."""
+    text = str(err).strip()
+    if "weights_only" in text:
+        return "it holds objects other than tensors and plain values"
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
 def execute_run(
@@ -114,67 +147,88 @@ def execute_run(
 ) -> dict[str, Any]:
     """Train ``spec`` to completion (or resume it) and return its summary.
 
-    A finished run is returned as is. A run with a checkpoint continues from it: same step counter,
-    optimizer moments and RNG states. Raises ``RunFailed`` on a non-finite loss (summary status
-    ``failed``); on KeyboardInterrupt it checkpoints the current step before re-raising.
+    Holds the folder's lock throughout (RunLockedError if another process trains it). Checks the dataset's
+    sha256 (against the catalog and ``spec.data_digest``) and the folder's recorded config before anything,
+    a finished run included; a finished run is then returned as is. A run with a checkpoint continues from it:
+    same step counter, optimizer moments, RNG states and batches. Raises ``RunFailed`` on a non-finite loss
+    (summary status ``failed``).
+
+    SIGINT and SIGTERM (main thread) stop training between two updates: the run checkpoints that step and
+    raises KeyboardInterrupt. A KeyboardInterrupt raised in the middle of an update (e.g. in another thread) saves
+    nothing: the resume starts from the last complete checkpoint.
     """
+    from spin_bench.datasets.integrity import verified_digest
+
+    digest = verified_digest(spec.dataset_id)  # before anything is written: other data is another run
+    check_data_digest(spec, digest)
+    folder = spec.folder(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    with run_lock(folder), StopSignals() as stop:
+        return _execute_locked(spec, folder, digest, device, cache_dir, threads, stop)
+
+
+def _execute_locked(spec, folder, digest, device, cache_dir, threads, stop: StopSignals) -> dict[str, Any]:
     from spin_bench.agents.evaluation import evaluate
     from spin_bench.agents.registry import make_agent, restore_agent
     from spin_bench.agents.sampler import TransitionSampler
     from spin_bench.runner.data import load_run_data
 
-    folder = spec.folder(root)
-    summary = read_summary(folder)
-    if summary is not None and summary["status"] == "finished":
-        return summary
-    if threads:
-        torch.set_num_threads(threads)
-    folder.mkdir(parents=True, exist_ok=True)
-    data = load_run_data(spec.dataset_id)
-    agent = make_agent(
-        spec.agent,
-        data.transitions.obs_dim,
-        data.transitions.nvec,
-        spec.preset,
-        device,
-        spec.seed,
-        **dict(spec.overrides),
-    )
-    config = agent.config
-    run_config = {
-        "spec": spec.to_dict(),
-        "dataset_id": spec.dataset_id,
-        "env_id": data.env_id,
-        "env_kwargs": data.env_kwargs,
-        "agent_config": asdict(config),
-        "device": str(agent.device),
-        "versions": versions(),
-        "git_commit": git_commit(),
-    }
-    config_path = folder / "config.json"
-    if config_path.exists():
-        previous = json.loads(config_path.read_text())
-        if previous["agent_config"] != json.loads(json.dumps(run_config["agent_config"])):
-            raise ValueError(
-                f"{folder} holds a run with a different config; use another --out or the same options to resume"
-            )
-    atomic_write_json(config_path, run_config)
+    with stop.raising():  # nothing here changes a checkpoint: a stop may cut it anywhere
+        agent_config = config_json(spec.resolved_config())
+        config_path = folder / "config.json"
+        if config_path.exists():
+            _check_same_run(folder, read_json(config_path), agent_config, digest)
+        summary = read_summary(folder)
+        if summary is not None and summary.get("status") == "finished":
+            return summary
+        if threads:
+            torch.set_num_threads(threads)
+        data = load_run_data(spec.dataset_id)
+        agent = make_agent(
+            spec.agent,
+            data.transitions.obs_dim,
+            data.transitions.nvec,
+            spec.preset,
+            device,
+            spec.seed,
+            **dict(spec.overrides),
+        )
+        config = agent.config
+        run_config = {
+            "spec": spec.to_dict(),
+            "dataset_id": spec.dataset_id,
+            "dataset_sha256": digest,
+            "env_id": data.env_id,
+            "env_kwargs": data.env_kwargs,
+            "agent_config": config_json(config),
+            "device": str(agent.device),
+            "precision": agent.precision,
+            "versions": versions(),
+            "git_commit": git_commit(),
+        }
+        atomic_write_json(config_path, run_config)
 
-    checkpoint_path = folder / "checkpoint.pt"
-    sampler = TransitionSampler(data.transitions, agent.device, spec.seed)
-    rows = read_metrics(folder)
-    resumes: list[int] = []
-    if checkpoint_path.exists():
-        ckpt = torch.load(checkpoint_path, map_location=agent.device, weights_only=True)
-        agent = restore_agent(ckpt["agent"], device=agent.device)
-        sampler.load_state_dict(ckpt["sampler"])
-        wall_offset = float(ckpt["wall_seconds"])
-        resumes = [*ckpt["resumes"], agent.step]
-        rows = [r for r in rows if r["step"] <= agent.step]
-    else:
-        torch.manual_seed(spec.seed)
-        pretrain_seconds = agent.pretrain(data.transitions, cache_dir)
-        wall_offset = float(pretrain_seconds)  # time-to-target counts SPIN's pretraining
+        checkpoint_path = folder / "checkpoint.pt"
+        sampler = TransitionSampler(data.transitions, agent.device, spec.seed)
+        rows = read_metrics(folder)
+        resumes: list[int] = []
+        losses: dict[str, list[float]] = {}
+        if checkpoint_path.exists():
+            ckpt = load_checkpoint(checkpoint_path, agent.device)
+            try:
+                agent = restore_agent(ckpt["agent"], device=agent.device)
+                sampler.load_state_dict(ckpt["sampler"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as err:
+                raise _damaged(checkpoint_path, f"{type(err).__name__}: {err}") from None
+            losses = {name: list(values) for name, values in ckpt.get("losses", {}).items()}
+            wall_offset = float(ckpt["wall_seconds"])
+            resumes = [*ckpt["resumes"], agent.step]
+            rows = [r for r in rows if r["step"] <= agent.step]
+        else:
+            torch.manual_seed(spec.seed)
+            pretrain_seconds = agent.pretrain(data.transitions, cache_dir)
+            wall_offset = float(pretrain_seconds)  # time-to-target counts SPIN's pretraining
+        arm_test_signal(agent)
     start = time.perf_counter() - wall_offset
 
     def wall() -> float:
@@ -183,7 +237,13 @@ def execute_run(
     def save_checkpoint() -> None:
         atomic_torch_save(
             checkpoint_path,
-            {"agent": agent.state_dict(), "sampler": sampler.state_dict(), "wall_seconds": wall(), "resumes": resumes},
+            {
+                "agent": agent.state_dict(),
+                "sampler": sampler.state_dict(),
+                "losses": losses,
+                "wall_seconds": wall(),
+                "resumes": resumes,
+            },
         )
 
     def progress(status: str, last_eval: float | None) -> None:
@@ -201,33 +261,27 @@ def execute_run(
             },
         )
 
-    losses: dict[str, list[float]] = {}
+    def evaluation_due() -> bool:
+        due = agent.step % config.eval_every == 0 or agent.step == config.num_steps
+        return agent.step > 0 and due and (not rows or rows[-1]["step"] < agent.step)
+
     last_eval = rows[-1]["eval_return_mean"] if rows else None
     rate, rate_mark, last_progress = 0.0, (agent.step, time.perf_counter()), 0.0
+    # True while agent, sampler and losses all hold the state after update ``agent.step`` and nothing else.
+    complete = True
     progress("running", last_eval)
     try:
-        while agent.step < config.num_steps:
-            metrics = agent.update(sampler.sample(config.batch_size))
-            for name, value in metrics.items():
-                if not math.isfinite(value):
-                    message = f"{spec.key}: {name} became {value} at step {agent.step}; stopping this run"
-                    atomic_write_json(folder / "summary.json", {**spec.to_dict(), "status": "failed", "error": message})
-                    progress("failed", last_eval)
-                    raise RunFailed(message)
-                losses.setdefault(name, []).append(value)
-            now = time.perf_counter()
-            if now - last_progress > PROGRESS_INTERVAL_S:
-                rate = (agent.step - rate_mark[0]) / max(now - rate_mark[1], 1e-9)
-                rate_mark, last_progress = (agent.step, now), now
-                progress("running", last_eval)
-            if agent.step % config.eval_every == 0 or agent.step == config.num_steps:
-                returns = evaluate(
-                    agent,
-                    data.env_id,
-                    episodes=config.eval_episodes,
-                    seed=spec.seed,
-                    env_kwargs=data.env_kwargs,
-                )
+        while True:
+            if evaluation_due():  # also on resuming from a stop that cut the evaluation of this step
+                with stop.raising():  # evaluation has its own generator: the training state stays as it is
+                    returns = evaluate(
+                        agent,
+                        data.env_id,
+                        episodes=config.eval_episodes,
+                        seed=spec.seed,
+                        env_kwargs=data.env_kwargs,
+                    )
+                complete = False
                 last_eval = float(returns.mean())
                 rows.append(
                     {
@@ -242,11 +296,33 @@ def execute_run(
                 losses = {}
                 _write_metrics(folder / "metrics.csv", rows)
                 save_checkpoint()
+                complete = True
+                progress("running", last_eval)
+            if agent.step >= config.num_steps:
+                break
+            if stop.requested:
+                raise KeyboardInterrupt
+            complete = False
+            metrics = agent.update(sampler.sample(config.batch_size))
+            for name, value in metrics.items():
+                if not math.isfinite(value):
+                    message = f"{spec.key}: {name} became {value} at step {agent.step}; stopping this run"
+                    atomic_write_json(folder / "summary.json", {**spec.to_dict(), "status": "failed", "error": message})
+                    progress("failed", last_eval)
+                    raise RunFailed(message)
+                losses.setdefault(name, []).append(value)
+            complete = True
+            now = time.perf_counter()
+            if now - last_progress > PROGRESS_INTERVAL_S:
+                rate = (agent.step - rate_mark[0]) / max(now - rate_mark[1], 1e-9)
+                rate_mark, last_progress = (agent.step, now), now
                 progress("running", last_eval)
     except KeyboardInterrupt:
-        with _interrupts_ignored():  # a second Ctrl-C (or the parent relaying it) must not cut the save
+        # Signals no longer raise here (StopSignals raises once), so the save cannot be cut. An incomplete
+        # state (an exception from inside an update) is never saved: the last complete checkpoint stays.
+        if complete:
             save_checkpoint()
-            progress("interrupted", last_eval)
+        progress("interrupted", last_eval)
         raise
 
     final, best = rows[-1], max(rows, key=lambda r: r["eval_return_mean"])
@@ -269,3 +345,16 @@ def execute_run(
     atomic_write_json(folder / "summary.json", summary)
     progress("finished", last_eval)
     return summary
+
+
+def _check_same_run(folder: Path, recorded: dict[str, Any], agent_config: dict[str, Any], digest: str) -> None:
+    """Refuse a folder whose config.json records another config or other data than this run's."""
+    if recorded.get("agent_config") != agent_config:
+        raise SpinBenchError(
+            f"{folder} holds a run with a different config; use another --out or the same options to resume"
+        )
+    if recorded.get("dataset_sha256", digest) != digest:
+        raise SpinBenchError(
+            f"{folder} holds a run on other data (sha256 {recorded['dataset_sha256'][:12]}..., the dataset is now "
+            f"{digest[:12]}...); use another --out"
+        )
