@@ -198,3 +198,29 @@ def test_task_all_means_the_tasks_whose_datasets_can_be_had(tmp_path, monkeypatc
     result = CliRunner().invoke(app, ["run", "bc", "--task", "all", "--out", str(tmp_path / "runs")])
     assert result.exit_code == 2, result.output
     assert "--task all: no task has a dataset to use at 3 bins yet" in result.output
+    assert (
+        "cheetah-run: the expert reference of cheetah-run (3 bins), 420.0, is below its target 450.0" in result.output
+    )
+
+
+def test_task_all_names_each_task_it_skips_and_why_in_one_line(tmp_path, monkeypatch):
+    from conftest import write_tiny_catalog
+
+    from spin_bench.datasets.catalog import Catalog
+
+    # Two entries: cheetah-run's expert meets its target, a second one's (a copy named walker-walk) does not.
+    path = write_tiny_catalog(tmp_path / "two")
+    raw = json.loads(path.read_text())
+    below = json.loads(json.dumps(raw["entries"][0]).replace("cheetah-run", "walker-walk"))
+    below["expert_target"] = 900.0
+    raw["entries"].append(below)
+    Catalog(raw, path).save()
+    monkeypatch.setenv("SPIN_BENCH_CATALOG", str(path))
+    # --steps -1 is refused after the task list is resolved and before any work.
+    result = CliRunner().invoke(app, ["run", "bc", "--task", "all", "--steps", "-1", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    skip_lines = [line for line in result.output.splitlines() if line.startswith("--task all skips")]
+    assert skip_lines == [
+        "--task all skips walker-walk: the expert reference of walker-walk (3 bins), 500.0, is below its target 900.0"
+        ": its checkpoints are provisional until training reaches the target"
+    ]

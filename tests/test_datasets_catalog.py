@@ -93,6 +93,27 @@ def test_catalog_roundtrip_keeps_the_file(tiny_catalog):
     assert tiny_catalog.read_text() == before
 
 
+def test_normalized_score_warns_when_the_expert_reference_is_provisional(tmp_path, monkeypatch):
+    import warnings
+
+    from conftest import write_tiny_catalog
+
+    from spin_bench.datasets.scores import ProvisionalReferenceWarning
+
+    monkeypatch.setenv("SPIN_BENCH_CATALOG", str(write_tiny_catalog(tmp_path / "met")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an expert that meets its target: no warning at all
+        assert spin_bench.normalized_score("cheetah-run", 500.0) == 100.0
+    monkeypatch.setenv("SPIN_BENCH_CATALOG", str(write_tiny_catalog(tmp_path / "below", expert_ref=420.0)))
+    with pytest.warns(
+        ProvisionalReferenceWarning, match=r"cheetah-run \(3 bins\): the expert reference 420 is provisional"
+    ):
+        assert spin_bench.normalized_score("cheetah-run", 420.0) == 100.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the paper's references are not provisional
+        spin_bench.normalized_score("cheetah-run", 664.57, reference="paper")
+
+
 def test_normalized_score(tiny_catalog):
     assert spin_bench.normalized_score("cheetah-run", 5.0) == 0.0
     assert spin_bench.normalized_score("cheetah-run", 500.0) == 100.0

@@ -160,8 +160,12 @@ def run(
         if workers < 1:
             raise ValueError(f"--workers {workers} must be >= 1")
         tasks = parse_list(task, data.all_tasks(), "task", all_values=data.tasks_with_datasets(bins))
+        skipped = data.tasks_without_datasets(bins) if task == "all" else []
         if not tasks:
-            raise ValueError(f"--task all: no task has a dataset to use at {bins} bins yet (spin-bench datasets list)")
+            reasons = "".join(f"; {name}: {why}" for name, why in skipped)
+            raise ValueError(f"--task all: no task has a dataset to use at {bins} bins yet{reasons}")
+        for name, why in skipped:
+            err_console.print(f"--task all skips {name}: {why}", markup=False, highlight=False, soft_wrap=True)
         qualities = parse_list(dataset, data.QUALITIES, "dataset")
         seed_list = parse_seeds(seeds, num_seeds)
         shortcuts = {"--steps": steps, "--eval-every": eval_every, "--eval-episodes": eval_episodes}

@@ -9,17 +9,31 @@ with ``reference="paper"``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from spin_bench.datasets.catalog import RANDOM_POLICY, Catalog, CatalogError, Segment, load_catalog
+from spin_bench.datasets.catalog import (
+    RANDOM_POLICY,
+    Catalog,
+    CatalogError,
+    Segment,
+    expert_status,
+    expert_target,
+    load_catalog,
+)
 from spin_bench.datasets.ids import DEFAULT_BINS
 from spin_bench.datasets.progress import episode_progress
 from spin_bench.datasets.provenance import library_versions
 from spin_bench.datasets.rollout import RolloutConfig, run_episodes, segment_jobs
 
 REFERENCES = ("spin", "paper")
+
+
+class ProvisionalReferenceWarning(UserWarning):
+    """A normalized score was computed against an expert reference that is still below its target (a provisional
+    snapshot): such scores are not comparable with other tasks' and will change when the expert is replaced."""
 
 
 def reference_scores(
@@ -63,7 +77,17 @@ def normalized_score(
 
     ``returns``: one raw episode return or an array of them; returns a float or an array of the same shape.
     """
+    catalog = catalog if catalog is not None else load_catalog()
     low, high = reference_scores(task, bins, reference=reference, catalog=catalog)
+    if reference == "spin":
+        entry = catalog.task_entry(task, bins)
+        if expert_status(entry) == "below target":
+            warnings.warn(
+                f"{entry.label}: the expert reference {high:g} is provisional (below its target "
+                f"{expert_target(entry):g}); normalized scores against it are not comparable with other tasks'",
+                ProvisionalReferenceWarning,
+                stacklevel=2,
+            )
     arr = np.asarray(returns, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"returns must be finite numbers, got {returns!r}")

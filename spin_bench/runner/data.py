@@ -19,6 +19,7 @@ __all__ = [
     "load_run_data",
     "normalizer",
     "tasks_with_datasets",
+    "tasks_without_datasets",
 ]
 
 
@@ -56,6 +57,21 @@ def tasks_with_datasets(bins: int) -> tuple[str, ...]:
         for entry in load_catalog()
         if entry.bins == bins and any(_obtainable(entry, ds) for ds in entry.datasets.values())
     )
+
+
+def tasks_without_datasets(bins: int) -> list[tuple[str, str]]:
+    """``(task, why)`` for every catalog entry at ``bins`` whose datasets cannot be obtained (``--task all`` skips
+    them)."""
+    from spin_bench.datasets.build import build_blockers
+    from spin_bench.datasets.catalog import load_catalog
+
+    skipped = []
+    for entry in load_catalog():
+        if entry.bins != bins or any(_obtainable(entry, ds) for ds in entry.datasets.values()):
+            continue
+        blockers = [b for ds in entry.datasets.values() for b in build_blockers(entry, ds)]
+        skipped.append((entry.task, blockers[0] if blockers else "no dataset is local, published or buildable"))
+    return skipped
 
 
 def check_dataset_available(task: str, quality: str, bins: int) -> None:
