@@ -70,6 +70,23 @@ def test_cells_use_the_final_evaluation_and_time_to_target(runs):
     assert cells[("spin", "finger-spin")].failed == 1
 
 
+def test_cells_show_the_mean_of_the_last_evaluations_beside_the_final_one(tmp_path):
+    from spin_bench.runner.report import LAST_EVALS, render
+
+    root = tmp_path / "runs"
+    # A curve that peaks and falls: the final evaluation (100) and the mean of the last five (300) disagree.
+    _fake_run(root, "f-iql", "cheetah-run", 0, [700, 600, 500, 400, 300, 200, 100], list(range(7)))
+    _fake_run(root, "f-iql", "cheetah-run", 1, [200, 300], [1, 2])  # fewer evaluations than LAST_EVALS: all of them
+    found = collect_runs(root)
+    (cell,) = build_cells(found.finished, found.failed)
+    assert LAST_EVALS == 5
+    assert cell.final_return_mean == pytest.approx((100 + 300) / 2)
+    assert cell.last_evals_return_mean == pytest.approx((300 + 250) / 2)
+    assert cell.last_evals_normalized_mean == pytest.approx((30 + 25) / 2)
+    table = render([cell], [], "md")
+    assert "mean of last 5 evals (normalized)" in table and "| 275.0 (27.5) |" in table
+
+
 def test_report_cli_writes_markdown_csv_json_and_plots(runs, tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["report", str(runs), "--plots", str(tmp_path / "plots")])

@@ -63,6 +63,10 @@ class CellRow:
     final_return_std: float
     final_normalized_mean: float
     best_return_mean: float
+    last_evals_return_mean: float
+    """Mean over seeds of each run's mean over its last ``LAST_EVALS`` evaluations: shown beside the final one,
+    because on mixed data a single final evaluation can sit on a falling curve or a noise spike."""
+    last_evals_normalized_mean: float
     eval_episodes: int
     config: dict[str, Any] = field(default_factory=dict, repr=False)
     """The resolved agent config the cell's runs share."""
@@ -76,9 +80,12 @@ class CellRow:
     """Per seed: wall-clock seconds at each evaluation (pretraining included)."""
 
 
+LAST_EVALS = 5
+"""Evaluations averaged for the "mean of the last evaluations" column (fewer when a run has fewer)."""
+
 SPEC_KEYS = ("agent", "task", "dataset", "bins", "seed", "status")
 FINISHED_KEYS = ("final_return_mean", "final_return_std", "final_normalized_score", "best_return_mean", "eval_episodes")
-METRIC_KEYS = ("step", "wall_seconds", "eval_return_mean")
+METRIC_KEYS = ("step", "wall_seconds", "eval_return_mean", "normalized_score")
 
 
 def cell_key(summary: dict[str, Any], config: dict[str, Any], data_digest: str | None) -> tuple:
@@ -214,6 +221,11 @@ def _raw_value(row: CellRow, column: str) -> Any:
     return row.config.get(column, "-")
 
 
+def _last_evals(metrics: list[dict[str, Any]], key: str) -> float:
+    """Mean of ``key`` over a run's last ``LAST_EVALS`` evaluations."""
+    return float(np.mean([row[key] for row in metrics[-LAST_EVALS:]]))
+
+
 def build_cells(records: list[RunRecord], failed: list[RunRecord]) -> list[CellRow]:
     by_cell: dict[tuple, list[RunRecord]] = defaultdict(list)
     for record in records:
@@ -238,6 +250,8 @@ def build_cells(records: list[RunRecord], failed: list[RunRecord]) -> list[CellR
                 final_return_std=float(finals.std()),
                 final_normalized_mean=float(np.mean([r.summary["final_normalized_score"] for r in group])),
                 best_return_mean=float(np.mean([r.summary["best_return_mean"] for r in group])),
+                last_evals_return_mean=float(np.mean([_last_evals(r.metrics, "eval_return_mean") for r in group])),
+                last_evals_normalized_mean=float(np.mean([_last_evals(r.metrics, "normalized_score") for r in group])),
                 eval_episodes=int(group[0].summary["eval_episodes"]),
                 config=group[0].config,
                 data_digest=digest,
@@ -344,6 +358,9 @@ def header(rows: list[CellRow]) -> str:
         "Normalized score: 100 * (R - R_random) / (R_expert - R_random), per task and bins, from the dataset catalog. "
         "Checkpoint rule: the official number is the FINAL evaluation; 'best' is the best evaluation during "
         "training, shown for reference only. "
+        f"'Mean of last {LAST_EVALS} evals' averages each run's last {LAST_EVALS} evaluations, then the seeds: on "
+        "mixed-quality data IQL agents can peak early and fall (docs/learning-curves.md), and a final evaluation far "
+        "from that mean sits on a falling curve or a noise spike. "
         "Runs are grouped by their resolved agent config and dataset digest; the columns after 'preset' are the "
         "gradient steps and the config fields that differ between groups ('data': the dataset digest). "
         f"Seeds: {', '.join(map(str, seeds))}. Aggregate: interquartile mean (IQM) over all runs of all tasks, "
@@ -373,6 +390,8 @@ def cell_dicts(rows: list[CellRow]) -> list[dict[str, Any]]:
             "final_return_mean": round(r.final_return_mean, 2),
             "final_return_std": round(r.final_return_std, 2),
             "normalized_score": round(r.final_normalized_mean, 2),
+            f"last{LAST_EVALS}_return_mean": round(r.last_evals_return_mean, 2),
+            f"last{LAST_EVALS}_normalized_score": round(r.last_evals_normalized_mean, 2),
             "best_return_mean": round(r.best_return_mean, 2),
             "time_to_target_s": None if r.time_to_target_s is None else round(r.time_to_target_s, 1),
             "target_reached": r.target_reached,
@@ -404,7 +423,8 @@ def render(rows: list[CellRow], aggregates: list[dict[str, Any]], fmt: str) -> s
     agg_columns = [c for c in columns if c != "data"]
     lines = ["# spin-bench report", "", header(rows), "", "## Per task", ""]
     names = ["agent", "task", "dataset", "bins", "preset", *columns, "seeds", "final return (official)"]
-    names += ["normalized (0-100)", "best return (not official)", "time-to-target s", "reached"]
+    names += ["normalized (0-100)", f"mean of last {LAST_EVALS} evals (normalized)", "best return (not official)"]
+    names += ["time-to-target s", "reached"]
     lines += [_md_row(names), _md_row(["---"] * len(names))]
     for c in cells:
         lines.append(
@@ -413,6 +433,7 @@ def render(rows: list[CellRow], aggregates: list[dict[str, Any]], fmt: str) -> s
                     *(c[k] for k in ("agent", "task", "dataset", "bins", "preset", *columns, "seeds")),
                     f"{c['final_return_mean']:.1f} ± {c['final_return_std']:.1f}",
                     f"{c['normalized_score']:.1f}",
+                    f"{c[f'last{LAST_EVALS}_return_mean']:.1f} ({c[f'last{LAST_EVALS}_normalized_score']:.1f})",
                     f"{c['best_return_mean']:.1f}",
                     _fmt_time(c["time_to_target_s"]),
                     c["target_reached"],
