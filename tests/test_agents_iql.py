@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from spin_bench.agents import TransitionSampler, make_agent, train_offline
-from spin_bench.agents.iql import awr_loss, awr_weights, expectile_loss, polyak_update, td_target
+from spin_bench.agents.iql import (
+    awr_loss,
+    awr_weights,
+    effective_sample_fraction,
+    expectile_loss,
+    polyak_update,
+    td_target,
+)
 from spin_bench.datasets import Transitions
 
 TINY_MLP = dict(actor_hidden=(16,), critic_hidden=(16,), value_hidden=(16,), batch_size=8)
@@ -48,6 +55,18 @@ def test_awr_weights_and_loss_match_hand_computation():
     assert awr_loss(weights, log_prob).item() == pytest.approx(
         -sum(w * lp for w, lp in zip(expected, log_prob.tolist(), strict=True)) / 4, rel=1e-6
     )
+
+
+def test_awr_effective_sample_fraction_matches_hand_computation_and_is_logged():
+    assert effective_sample_fraction(torch.full((8,), 3.0)).item() == pytest.approx(1.0)  # equal weights
+    assert effective_sample_fraction(torch.tensor([5.0, 0, 0, 0])).item() == pytest.approx(0.25)  # one carries all
+    w = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert effective_sample_fraction(w).item() == pytest.approx(10.0**2 / (4 * 30.0))
+    agent = make_agent("f-iql", 3, (3, 2, 4), **TINY_MLP)
+    sampler = TransitionSampler(random_transitions(), agent.device, seed=0)
+    batch = sampler.sample(8)
+    metrics = agent.update(batch)
+    assert 1 / 8 <= metrics["awr_ess"] <= 1.0
 
 
 def test_td_target_stops_only_at_terminals():

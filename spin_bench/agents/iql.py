@@ -43,6 +43,12 @@ def awr_weights(advantage: torch.Tensor, beta: float, clip: float) -> torch.Tens
     return torch.exp(beta * advantage.detach()).clamp(max=clip)
 
 
+def effective_sample_fraction(weights: torch.Tensor) -> torch.Tensor:
+    """(sum w)^2 / (B * sum w^2): 1 when every transition weighs the same, 1/B when one carries the update. On mixed
+    data a falling value shows the actor's updates resting on ever fewer transitions (docs/learning-curves.md)."""
+    return weights.sum().square() / (weights.numel() * weights.square().sum())
+
+
 def awr_loss(weights: torch.Tensor, log_prob: torch.Tensor) -> torch.Tensor:
     """Advantage-weighted regression: -(w * log pi(a | s)).mean()."""
     return -(weights * log_prob).mean()
@@ -121,8 +127,19 @@ class IQLAgent(Agent):
 
     config: IQLConfig
     config_class = IQLConfig
-    METRICS = ("value_loss", "critic_loss", "actor_loss", "q", "v", "advantage", "awr_weight", "awr_clipped")
-    """What ``update`` returns: the three losses, mean Q(s, a), V(s), advantage, AWR weight, clipped fraction."""
+    METRICS = (
+        "value_loss",
+        "critic_loss",
+        "actor_loss",
+        "q",
+        "v",
+        "advantage",
+        "awr_weight",
+        "awr_clipped",
+        "awr_ess",
+    )
+    """What ``update`` returns: the three losses, mean Q(s, a), V(s), advantage, AWR weight, clipped fraction, and
+    the AWR weights' effective sample size as a fraction of the batch (see ``effective_sample_fraction``)."""
 
     def __init__(self, obs_dim, nvec, config=None, device="cpu", seed=0):
         super().__init__(obs_dim, nvec, config, device, seed)
@@ -188,6 +205,7 @@ class IQLAgent(Agent):
                 t.advantage.detach().mean(),
                 t.weights.mean(),
                 (t.weights >= cfg.weight_clip).float().mean(),
+                effective_sample_fraction(t.weights),
             ]
         )
         return value_loss + critic_loss + actor_loss, metrics
