@@ -111,7 +111,7 @@ class PlainLines:
         """Wall time the grid started: older progress files are an earlier process's."""
         self.evaluated: dict[RunSpec, int] = {}
         """Step of the last evaluation printed, per run."""
-        self.metrics_stamp: dict[RunSpec, tuple[int, int]] = {}
+        self.metrics_stamp: dict[RunSpec, tuple[int, int] | None] = {}
         self.last_line: dict[RunSpec, float] = {}
         self.ended: set[RunSpec] = set()
 
@@ -128,7 +128,8 @@ class PlainLines:
                 continue
             if spec not in self.evaluated:  # evaluations before this process's start are not news
                 self.evaluated[spec] = max(state.get("resumed_from") or [0]) if fresh else state["step"]
-            for row in self._new_evaluations(spec, folder):
+            rows, stamp = self._new_evaluations(spec, folder)
+            for row in rows:
                 score = row.get("normalized_score")
                 self._print(
                     spec,
@@ -136,6 +137,9 @@ class PlainLines:
                     + (f" (normalized {score:.1f})" if score is not None else "")
                     + _rate(state),
                 )
+                # Marked printed only once printed: a Ctrl-C relayed to this process can land anywhere in here.
+                self.evaluated[spec] = row["step"]
+            self.metrics_stamp[spec] = stamp
             if spec in done or state["status"] in ENDED:
                 status = state["status"] if state["status"] in ENDED else "stopped"
                 self._print(spec, f"{status} at step {state['step']:,}/{state['total']:,}{_eval(state)}")
@@ -146,21 +150,19 @@ class PlainLines:
             ):
                 self._print(spec, f"step {state['step']:,}/{state['total']:,}{_rate(state)}{_eval(state)}")
 
-    def _new_evaluations(self, spec: RunSpec, folder: Path) -> list[dict]:
+    def _new_evaluations(self, spec: RunSpec, folder: Path) -> tuple[list[dict], tuple[int, int] | None]:
+        """Evaluations not yet printed, and the stamp of the metrics file they were read from (the caller records
+        both once the lines are out)."""
         from spin_bench.runner.run import read_metrics
 
         try:
             stat = (folder / "metrics.csv").stat()
         except FileNotFoundError:
-            return []
+            return [], None
         stamp = (stat.st_mtime_ns, stat.st_size)
         if self.metrics_stamp.get(spec) == stamp:
-            return []
-        self.metrics_stamp[spec] = stamp
-        rows = [row for row in read_metrics(folder) if row["step"] > self.evaluated[spec]]
-        if rows:
-            self.evaluated[spec] = rows[-1]["step"]
-        return rows
+            return [], stamp
+        return [row for row in read_metrics(folder) if row["step"] > self.evaluated[spec]], stamp
 
     def _print(self, spec: RunSpec, text: str) -> None:
         self.last_line[spec] = time.monotonic()
