@@ -22,7 +22,7 @@ from torch import nn
 from spin_bench.agents.config import IQLConfig
 from spin_bench.agents.iql import IQLAgent
 from spin_bench.agents.layers import BatchedLinear, padding_mask
-from spin_bench.agents.policies import Actor, sample_categorical
+from spin_bench.agents.policies import Actor, Generators, sample_categorical
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class LSTMActor(Actor):
         logits = self.heads(outputs.transpose(0, 1)).transpose(0, 1).masked_fill(self.bin_padding, float("-inf"))
         return F.log_softmax(logits, -1).gather(-1, actions.unsqueeze(-1)).squeeze(-1).sum(-1)
 
-    def sample(self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator) -> torch.Tensor:
+    def sample(self, obs: torch.Tensor, deterministic: bool, generator: Generators) -> torch.Tensor:
         state = self.state_embed(obs)
         previous = torch.full((obs.shape[0], 1), self.start_token, dtype=torch.long, device=obs.device)
         hidden, chosen = None, []

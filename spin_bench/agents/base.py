@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from spin_bench.agents.config import TrainConfig
+from spin_bench.agents.policies import Generators
 from spin_bench.agents.precision import describe_precision
 
 STATE_FORMAT = "spin-bench/agent-state-v1"
@@ -98,8 +99,9 @@ class Agent(ABC):
 
     # --- acting ---------------------------------------------------------------------------------
     @abstractmethod
-    def _sample(self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator) -> torch.Tensor:
-        """(B, N) int64 actions for (B, obs_dim) observations, networks already in eval mode."""
+    def _sample(self, obs: torch.Tensor, deterministic: bool, generator: Generators) -> torch.Tensor:
+        """(B, N) int64 actions for (B, obs_dim) observations, networks already in eval mode; ``generator``:
+        one for the batch, or one per row."""
 
     @abstractmethod
     def _networks(self) -> dict[str, torch.nn.Module]:
@@ -111,13 +113,14 @@ class Agent(ABC):
 
     @torch.no_grad()
     def act(
-        self, observations: np.ndarray, deterministic: bool = False, generator: torch.Generator | None = None
+        self, observations: np.ndarray, deterministic: bool = False, generator: Generators | None = None
     ) -> np.ndarray:
         """Bin indices ``(B, N)`` int64 for observations ``(B, obs_dim)`` (or ``(N,)`` for one ``(obs_dim,)``).
 
         Sampled from the policy by default (the paper's protocol); ``deterministic`` takes each
-        policy's most likely action. ``generator`` (on ``self.device``) draws the samples; without it
-        the agent's own generator does.
+        policy's most likely action. ``generator`` (on ``self.device``) draws the samples: one for the
+        batch, or a sequence with one per row (each row's sample then depends on its own generator alone);
+        without it the agent's own generator does.
         """
         obs = np.asarray(observations, dtype=np.float32)
         single = obs.ndim == 1
@@ -127,7 +130,7 @@ class Agent(ABC):
         for net in networks:
             net.eval()
         try:
-            actions = self._sample(obs_t, deterministic, generator or self.generator)
+            actions = self._sample(obs_t, deterministic, self.generator if generator is None else generator)
         finally:
             for net, mode in zip(networks, modes, strict=True):
                 net.train(mode)

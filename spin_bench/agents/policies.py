@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import torch
 import torch.nn.functional as F
@@ -11,13 +12,30 @@ from torch import nn
 from spin_bench.agents.layers import mlp, padding_mask
 
 
-def sample_categorical(logits: torch.Tensor, deterministic: bool, generator: torch.Generator) -> torch.Tensor:
-    """Argmax, or a sample by the Gumbel-max trick (one batched draw from ``generator``), over the last axis."""
+Generators: TypeAlias = torch.Generator | Sequence[torch.Generator]
+"""One generator for the whole batch, or one per batch row (row b's draws come from ``generator[b]`` alone, so
+a row's samples do not depend on which other rows share its batch)."""
+
+
+def exponential_noise(like: torch.Tensor, generator: Generators) -> torch.Tensor:
+    """Exp(1) noise shaped and placed like ``like`` (float32): one batched draw, or one draw per row."""
+    if isinstance(generator, torch.Generator):
+        return torch.empty_like(like, dtype=torch.float32).exponential_(generator=generator)
+    if len(generator) != like.shape[0]:
+        raise ValueError(f"{len(generator)} generators for a batch of {like.shape[0]} rows; pass one per row")
+    row = like.shape[1:]
+    return torch.stack(
+        [torch.empty(row, dtype=torch.float32, device=like.device).exponential_(generator=g) for g in generator]
+    )
+
+
+def sample_categorical(logits: torch.Tensor, deterministic: bool, generator: Generators) -> torch.Tensor:
+    """Argmax, or a sample by the Gumbel-max trick over the last axis, its noise drawn from ``generator``
+    (one generator, or one per row of ``logits``)."""
     logits = logits.float()
     if deterministic:
         return logits.argmax(-1)
-    exp_noise = torch.empty_like(logits).exponential_(generator=generator)
-    return (logits - exp_noise.log()).argmax(-1)  # -log(Exp(1)) is Gumbel(0, 1)
+    return (logits - exponential_noise(logits, generator).log()).argmax(-1)  # -log(Exp(1)) is Gumbel(0, 1)
 
 
 class Actor(nn.Module):
@@ -27,8 +45,8 @@ class Actor(nn.Module):
         """(B,) float32 log pi(a | s) of the joint action."""
         raise NotImplementedError
 
-    def sample(self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator) -> torch.Tensor:
-        """(B, N) int64 actions."""
+    def sample(self, obs: torch.Tensor, deterministic: bool, generator: Generators) -> torch.Tensor:
+        """(B, N) int64 actions; ``generator``: one, or one per row."""
         raise NotImplementedError
 
 
@@ -51,7 +69,7 @@ class FactorizedActor(Actor):
         log_probs = F.log_softmax(self.masked_logits(obs), dim=-1)
         return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1).sum(-1)
 
-    def sample(self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator) -> torch.Tensor:
+    def sample(self, obs: torch.Tensor, deterministic: bool, generator: Generators) -> torch.Tensor:
         return sample_categorical(self.masked_logits(obs), deterministic, generator)
 
 
