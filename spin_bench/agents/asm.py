@@ -17,7 +17,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,10 +168,13 @@ def pretrain_asm(
     nvec: Sequence[int],
     cfg: SPINConfig,
     seed: int,
+    after_step: Callable[[int, ActionStructureModel], None] | None = None,
 ) -> tuple[ActionStructureModel, float, int, list[float]]:
     """Train an ASM on device tensors; returns (model, seconds, steps, per-epoch mean losses).
 
-    The forward pass runs under ``autocast_dtype(device, cfg.bf16)``; the loss is float32.
+    The forward pass runs under ``autocast_dtype(device, cfg.bf16)``; the loss is float32. ``after_step(done,
+    model)`` is called after each step with the steps done so far (measurements such as held-out accuracy; it
+    must leave the model's weights, mode and the global RNG as it found them).
     """
     device = observations.device
     size = observations.shape[0]
@@ -196,6 +199,8 @@ def pretrain_asm(
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.asm_grad_clip)
             optimizer.step()
             running += loss.detach()
+            if after_step is not None:
+                after_step(step + 1, model)
             if (step + 1) % steps_per_epoch == 0 or step + 1 == steps:  # one host sync per epoch
                 epoch_losses.append(running.item() / ((step % steps_per_epoch) + 1))
                 running.zero_()
