@@ -25,8 +25,8 @@ def evaluate(
     Episode k is reset with ``seed + 100 + k`` (the paper's protocol). Actions are sampled from the policy
     by default, episode k's from its own generator seeded with its reset seed, so an episode's return depends
     on the agent, ``seed`` and k alone: evaluations repeat exactly, the first 10 of 50 episodes are a
-    10-episode evaluation, and the agent's own RNG is left untouched. ``deterministic=True`` acts greedily. ``max_episode_steps`` shortens episodes
-    (tests, smoke runs).
+    10-episode evaluation, and the agent's own RNG is left untouched. ``deterministic=True`` acts greedily.
+    ``max_episode_steps`` shortens episodes (tests, smoke runs).
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")

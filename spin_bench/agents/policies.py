@@ -11,7 +11,6 @@ from torch import nn
 
 from spin_bench.agents.layers import mlp, padding_mask
 
-
 Generators: TypeAlias = torch.Generator | Sequence[torch.Generator]
 """One generator for the whole batch, or one per batch row (row b's draws come from ``generator[b]`` alone, so
 a row's samples do not depend on which other rows share its batch)."""
