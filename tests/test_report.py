@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from spin_bench.cli import app
-from spin_bench.runner.report import build_cells, collect_runs, render
+from spin_bench.runner.report import Report, build_cells, build_report, collect_runs, render
 from spin_bench.runner.spec import RunSpec, config_json
 
 
@@ -71,7 +71,7 @@ def test_cells_use_the_final_evaluation_and_time_to_target(runs):
 
 
 def test_cells_show_the_mean_of_the_last_evaluations_beside_the_final_one(tmp_path):
-    from spin_bench.runner.report import LAST_EVALS, render
+    from spin_bench.runner.report import LAST_EVALS
 
     root = tmp_path / "runs"
     # A curve that peaks and falls: the final evaluation (100) and the mean of the last five (300) disagree.
@@ -83,8 +83,8 @@ def test_cells_show_the_mean_of_the_last_evaluations_beside_the_final_one(tmp_pa
     assert cell.final_return_mean == pytest.approx((100 + 300) / 2)
     assert cell.last_evals_return_mean == pytest.approx((300 + 250) / 2)
     assert cell.last_evals_normalized_mean == pytest.approx((30 + 25) / 2)
-    table = render([cell], [], "md")
-    assert "mean of last 5 evals (normalized)" in table and "| 275.0 (27.5) |" in table
+    table = render(build_report(found), "md")
+    assert "mean of last 5 evals: return (normalized)" in table and "| 275.0 (27.5) |" in table
 
 
 def test_report_cli_writes_markdown_csv_json_and_plots(runs, tmp_path):
@@ -95,7 +95,8 @@ def test_report_cli_writes_markdown_csv_json_and_plots(runs, tmp_path):
     assert "575.0 ± 75.0" in result.output and "TTT: time-to-target" in result.output
     md = (runs / "report.md").read_text()
     assert "official number is the FINAL evaluation" in md and "Seeds: 0, 1" in md
-    assert "| spin | cheetah-run | medium | 3 | quick | 5000 | 2 | 575.0 ± 75.0 |" in md  # steps always shown
+    panel = md.split("### cheetah-run, medium, 3 bins")[1].split("###")[0]
+    assert "| spin | quick | 5000 | 2 | 57.5 | [50.0, 65.0] | 575.0 | [500.0, 650.0] |" in panel  # steps always shown
     assert "best return (not official)" in md and "IQM" in md
     pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
     assert "aggregate_iqm.png" in pngs and "curve_cheetah-run_medium_bins3.png" in pngs
@@ -118,7 +119,7 @@ def test_report_bad_input_is_one_line(runs, tmp_path):
     result = runner.invoke(app, ["report", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "does not exist" in result.output
     with pytest.raises(ValueError, match="unknown report format"):
-        render([], [], "xml")
+        render(Report([], [], []), "xml")
 
 
 def test_runs_of_different_configs_are_separate_cells_with_their_differing_fields(tmp_path):
@@ -140,9 +141,9 @@ def test_runs_of_different_configs_are_separate_cells_with_their_differing_field
     result = CliRunner().invoke(app, ["report", str(root)])
     assert result.exit_code == 0, result.output
     md = (root / "report.md").read_text()
-    assert "| agent | task | dataset | bins | preset | steps | beta | data | seeds |" in md
-    assert "| f-iql | cheetah-run | medium | 3 | quick | 300 | 10 | cheetah- | 2 | 600.0 ± 0.0 |" in md
-    assert "| f-iql | cheetah-run | medium | 3 | quick | 300 | 3 | ffffffff | 1 | 800.0 ± 0.0 |" in md
+    assert "| agent | preset | steps | beta | data | seeds |" in md
+    assert "| f-iql | quick | 300 | 10 | cheetah- | 2 | 60.0 | [60.0, 60.0] | 600.0 |" in md
+    assert "| f-iql | quick | 300 | 3 | ffffffff | 1 | 80.0 | - | 800.0 | - |" in md  # no CI from one seed
     assert "| agent | dataset | bins | preset | steps | beta | tasks | runs | IQM | 95% CI |" in md
     for header in ("steps", "beta", "data"):
         assert header in result.output  # the terminal table too

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -10,17 +12,35 @@ import typer
 from spin_bench.cli._common import cli_errors, compact_results_table, console, err_console
 
 
+def shown_path(path: Path) -> str:
+    """``path`` as a results document may name it: as given when relative, relative to the working folder when
+    inside it, else its name alone (a document never holds a machine-local absolute path)."""
+    if not path.is_absolute():
+        return path.as_posix()
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.name
+
+
 def report(
     runs_dir: Annotated[Path, typer.Argument(help="Root folder of run folders (spin-bench run --out).")],
     format: Annotated[str, typer.Option("--format", help="md, csv or json.")] = "md",
     output: Annotated[Path | None, typer.Option(help="Report file (default: RUNS_DIR/report.FORMAT).")] = None,
-    plots: Annotated[Path | None, typer.Option(help="Write learning-curve and aggregate PNGs to this folder.")] = None,
+    plots: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write learning-curve, aggregate and performance-profile PNGs to this folder (the md "
+            "report shows them, by their path relative to the report)."
+        ),
+    ] = None,
 ) -> None:
-    """Per (agent, task, dataset, config) final return, normalized score, IQM with 95% CIs, time-to-target.
+    """Per (agent, task, dataset, config) final normalized score and return with 95% bootstrap CIs over seeds,
+    aggregate IQM with stratified bootstrap CIs, SPIN's probability of improvement, time-to-target.
 
     Runs are grouped by their resolved config and data (config.json); the fields that differ between groups
-    are columns, and the gradient steps always are. Run folders with unreadable or incomplete files are
-    skipped with a warning.
+    of one agent are columns, and the gradient steps always are. Run folders with unreadable or incomplete files
+    are skipped with a one-line warning each. The same run files and command give the same report, byte for byte.
     """
     from spin_bench._io import atomic_write_text
     from spin_bench.runner import report as rep
@@ -34,10 +54,16 @@ def report(
         skipped = f" ({len(found.skipped)} skipped)" if found.skipped else ""
         if not found.finished:
             raise ValueError(f"no finished runs under {str(runs_dir)!r}{skipped}")
-    rows = rep.build_cells(found.finished, found.failed)
-    aggregates = rep.aggregate(rows, found.finished)
-    text = rep.render(rows, aggregates, format)
+    result = rep.build_report(found)
+    rows = result.rows
     path = output or runs_dir / f"report.{format}"
+    command = ["spin-bench", "report", shown_path(runs_dir), "--format", format]
+    command += ["--output", shown_path(output)] if output is not None else []
+    command += ["--plots", shown_path(plots)] if plots is not None else []
+    images = None
+    if plots is not None:
+        images = Path(os.path.relpath(plots.absolute(), path.absolute().parent)).as_posix()
+    text = rep.render(result, format, command=shlex.join(command), images=images)
     atomic_write_text(path, text)
 
     console.print(rep.header(rows), style="dim")
@@ -45,14 +71,19 @@ def report(
     table = compact_results_table(
         "Per task (official: final evaluation)",
         ids=("agent", "task", "dataset", *columns),
-        numbers=("bins", "steps", "seeds", "final\nreturn", "normalized\n(0-100)", "best\nreturn", "TTT\n(s)"),
+        numbers=("bins", "steps", "seeds", "final\nreturn", "normalized\n(0-100)", "best\nreturn", "TTT\n(min)"),
     )
-    table.caption = "TTT: time-to-target in wall-clock seconds (how many seeds reached it)"
+    table.caption = "TTT: time-to-target in wall-clock minutes (how many seeds reached it)"
     if found.skipped:
         table.caption += f"; {len(found.skipped)} run(s) skipped (warnings above)"
     cells = rep.cell_dicts(rows)
-    for c in cells:
-        ttt = "n/a" if c["time_to_target_s"] is None else f"{c['time_to_target_s']:.0f} ({c['target_reached']})"
+    for c, row in zip(cells, rows, strict=True):
+        if row.target_return is not None and not row.target_defined:
+            ttt = "target<=0"
+        elif c["time_to_target_min"] is None:
+            ttt = "n/a" if c["target_reached"] == "n/a" else f"- ({c['target_reached']})"
+        else:
+            ttt = f"{c['time_to_target_min']:.1f} ({c['target_reached']})"
         table.add_row(
             c["agent"],
             c["task"],
@@ -73,7 +104,7 @@ def report(
         ids=("agent", "dataset", *agg_columns),
         numbers=("bins", "steps", "tasks", "runs", "IQM", "95% CI"),
     )
-    for a in aggregates:
+    for a in result.aggregates:
         agg.add_row(
             a["agent"],
             a["dataset"],
@@ -88,5 +119,7 @@ def report(
     console.print(agg)
     console.print(f"wrote {path}")
     if plots is not None:
-        for png in rep.plot(rows, aggregates, plots):
+        from spin_bench.runner.plots import write_plots
+
+        for png in write_plots(result, plots):
             console.print(f"wrote {png}")

@@ -1,10 +1,12 @@
-"""Collect finished runs into a report: per-cell returns, normalized scores, IQM with CIs, time-to-target."""
+"""Collect finished runs into a report: per-cell scores with bootstrap CIs, aggregate IQM, probability of
+improvement, performance profiles and time-to-target, as markdown, CSV or JSON."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +15,26 @@ from typing import Any
 import numpy as np
 
 from spin_bench.runner.run import read_metrics
-from spin_bench.runner.stats import interquartile_mean, stratified_bootstrap_ci, time_to_target
+from spin_bench.runner.stats import (
+    BOOTSTRAP_REPETITIONS,
+    interquartile_mean,
+    mean_ci,
+    performance_profile_ci,
+    probability_of_improvement_ci,
+    stratified_bootstrap_ci,
+)
 
 REPORT_FORMATS = ("md", "csv", "json")
 TARGET_FRACTION = 0.95
 TARGET_AGENT = "f-iql"
+IMPROVING_AGENT = "spin"
+"""The agent whose probability of improvement over each other agent is reported."""
+BOOTSTRAP_SEED = 0
+"""Seed of every bootstrap in a report: the same run files give the same numbers."""
+ALL_DATASETS = "all"
+"""The ``dataset`` of aggregates over every dataset (each (task, dataset) a stratum)."""
+PROFILE_POINTS = 101
+"""Thresholds of a performance profile, evenly spaced from 0 to ``profile_taus``' upper end."""
 
 
 @dataclass
@@ -30,11 +47,21 @@ class RunRecord:
     """The resolved agent config (config.json's ``agent_config``)."""
     data_digest: str | None = None
     """sha256 of the dataset it trained on, when config.json records it."""
+    run_config: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The whole config.json (device, host, versions, git commit)."""
 
     @property
     def cell(self) -> tuple:
         """(agent, task, dataset, bins, config, data digest): runs of one cell differ only in their seed."""
         return cell_key(self.summary, self.config, self.data_digest)
+
+    @property
+    def setting(self) -> str:
+        """The preset and the fields set on top of it, e.g. ``quick num_steps=300``."""
+        overrides = self.summary.get("overrides") or {}
+        parts = [str(self.summary.get("preset", "?"))]
+        parts += [f"{k}={format_value(overrides[k])}" for k in sorted(overrides)]
+        return " ".join(parts)
 
 
 @dataclass
@@ -71,13 +98,42 @@ class CellRow:
     config: dict[str, Any] = field(default_factory=dict, repr=False)
     """The resolved agent config the cell's runs share."""
     data_digest: str | None = None
+    setting: str = ""
+    """The preset and the fields set on it (``a | b`` when the cell's runs were asked for differently)."""
+    final_return_ci: tuple[float, float] = (math.nan, math.nan)
+    """95% bootstrap CI of the mean final return over seeds."""
+    final_normalized_ci: tuple[float, float] = (math.nan, math.nan)
+    """95% bootstrap CI of the mean final normalized score over seeds."""
+    final_normalized: dict[int, float] = field(default_factory=dict, repr=False)
+    """Per seed: the final normalized score (the aggregates' input)."""
     time_to_target_s: float | None = None
+    """Median over the seeds that reached the target of the wall-clock seconds (pretraining included)."""
+    time_to_target_steps: float | None = None
+    """Median over the seeds that reached the target of the gradient steps."""
+    target_return: float | None = None
+    """``TARGET_FRACTION`` of the reference F-IQL cell's mean final return; None without a reference."""
     target_reached: str = "n/a"
+    """``k/n`` seeds reached the target; ``n/a`` without a reference or with a target <= 0."""
+    pretrain_seconds: dict[int, float] = field(default_factory=dict, repr=False)
+    """Per seed: seconds of pretraining (SPIN's ASM) before the first gradient step; 0 for other agents."""
     failed: int = 0
     curves: dict[int, tuple[list[int], list[float]]] = field(default_factory=dict, repr=False)
     """Per seed: (steps, eval returns)."""
+    normalized_curves: dict[int, list[float]] = field(default_factory=dict, repr=False)
+    """Per seed: the normalized score at each of ``curves``' steps."""
     walls: dict[int, list[float]] = field(default_factory=dict, repr=False)
     """Per seed: wall-clock seconds at each evaluation (pretraining included)."""
+
+    @property
+    def target_defined(self) -> bool:
+        """Whether the time-to-target target means anything: a target <= 0 is met by any evaluation."""
+        return self.target_return is not None and self.target_return > 0
+
+    @property
+    def pretrain_minutes(self) -> float | None:
+        """Mean pretraining minutes over seeds; None when the agent does not pretrain."""
+        seconds = list(self.pretrain_seconds.values())
+        return float(np.mean(seconds)) / 60 if seconds and any(seconds) else None
 
 
 LAST_EVALS = 5
@@ -127,6 +183,29 @@ def _require_keys(path: Path, data: dict[str, Any], keys: tuple[str, ...]) -> No
         raise BadRunFile(path, f"lacks {', '.join(map(repr, missing))}")
 
 
+def _check_metrics(path: Path, metrics: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """Refuse evaluations a curve cannot be drawn from, or that disagree with the summary (a cut-off file)."""
+    if not metrics:
+        raise BadRunFile(path, "missing or without evaluations")
+    for row in metrics:
+        if any(row.get(k) is None for k in METRIC_KEYS):
+            raise BadRunFile(path, f"a row lacks one of {', '.join(METRIC_KEYS)}")
+        bad = [k for k in METRIC_KEYS if not isinstance(row[k], int | float) or not math.isfinite(row[k])]
+        if bad:
+            raise BadRunFile(path, f"{bad[0]} is {row[bad[0]]!r} at step {row['step']!r}, not a finite number")
+    steps = [row["step"] for row in metrics]
+    if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        raise BadRunFile(path, f"steps do not increase ({', '.join(map(str, steps[:8]))}...)")
+    if "steps" in summary and steps[-1] != summary["steps"]:
+        raise BadRunFile(path, f"ends at step {steps[-1]}, summary.json says the run ended at {summary['steps']}")
+    if not math.isclose(metrics[-1]["eval_return_mean"], float(summary["final_return_mean"]), abs_tol=1e-6):
+        raise BadRunFile(
+            path,
+            f"its last evaluation ({metrics[-1]['eval_return_mean']}) is not summary.json's final return "
+            f"({summary['final_return_mean']})",
+        )
+
+
 def _read_run(folder: Path) -> tuple[str, RunRecord]:
     """(status, record) of the run in ``folder``; ``BadRunFile`` when a file is unreadable or incomplete."""
     summary_path = folder / "summary.json"
@@ -139,7 +218,7 @@ def _read_run(folder: Path) -> tuple[str, RunRecord]:
         raise BadRunFile(config_path, "'agent_config' is not a JSON object")
     spec = run_config.get("spec") if isinstance(run_config.get("spec"), dict) else {}
     digest = run_config.get("dataset_sha256") or spec.get("data_digest")
-    record = RunRecord(summary, [], run_config["agent_config"], digest)
+    record = RunRecord(summary, [], run_config["agent_config"], digest, run_config)
     if summary["status"] != "finished":
         return summary["status"], record
     _require_keys(summary_path, summary, FINISHED_KEYS)
@@ -148,11 +227,7 @@ def _read_run(folder: Path) -> tuple[str, RunRecord]:
         record.metrics = read_metrics(folder)
     except (OSError, UnicodeDecodeError, ValueError, csv.Error) as err:
         raise BadRunFile(metrics_path, f"unreadable ({err})") from None
-    if not record.metrics:
-        raise BadRunFile(metrics_path, "missing or without evaluations")
-    for row in record.metrics:
-        if any(row.get(k) is None for k in METRIC_KEYS):
-            raise BadRunFile(metrics_path, f"a row lacks one of {', '.join(METRIC_KEYS)}")
+    _check_metrics(metrics_path, record.metrics, summary)
     return "finished", record
 
 
@@ -190,6 +265,14 @@ def value_order(value: Any) -> tuple:
     return (1, 0.0, format_value(value))
 
 
+def agent_order(agent: str) -> tuple[int, str]:
+    """Sort key of agents: SPIN first, then the registry's order, then any other name alphabetically."""
+    from spin_bench.agents.registry import AGENT_NAMES
+
+    names = (IMPROVING_AGENT, *(a for a in AGENT_NAMES if a != IMPROVING_AGENT))
+    return (names.index(agent), "") if agent in names else (len(names), agent)
+
+
 def differing_fields(configs: list[dict[str, Any]], always: tuple[str, ...] = ()) -> list[str]:
     """Fields whose value differs between ``configs`` (among the configs that have the field), after ``always``."""
     names: list[str] = list(always)
@@ -204,9 +287,15 @@ def differing_fields(configs: list[dict[str, Any]], always: tuple[str, ...] = ()
 
 
 def config_columns(rows: list[CellRow]) -> list[str]:
-    """Columns that tell the cells apart: steps, then every config field that differs between cells, then
-    ``data`` when cells of one config differ only in their dataset digest."""
-    columns = differing_fields([r.config for r in rows], always=("num_steps",))
+    """Columns that tell the cells apart: steps, then every config field that differs between cells of one agent
+    (a field that differs only between agents tells nothing), then ``data`` when cells of one config differ
+    only in their dataset digest."""
+    by_agent: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_agent[r.agent].append(r.config)
+    columns = ["num_steps"]
+    for agent in sorted(by_agent, key=agent_order):
+        columns += [c for c in differing_fields(by_agent[agent]) if c not in columns]
     by_config: dict[tuple, set] = defaultdict(set)
     for r in rows:
         by_config[(r.agent, r.task, r.dataset, r.bins, json.dumps(r.config, sort_keys=True))].add(r.data_digest)
@@ -226,7 +315,14 @@ def _last_evals(metrics: list[dict[str, Any]], key: str) -> float:
     return float(np.mean([row[key] for row in metrics[-LAST_EVALS:]]))
 
 
+def _ci(values: list[float]) -> tuple[float, float]:
+    _, low, high = mean_ci(values, seed=BOOTSTRAP_SEED)
+    return low, high
+
+
 def build_cells(records: list[RunRecord], failed: list[RunRecord]) -> list[CellRow]:
+    """One row per cell, sorted by task, dataset, bins, agent and the differing config fields; time-to-target
+    filled in against each cell's F-IQL reference."""
     by_cell: dict[tuple, list[RunRecord]] = defaultdict(list)
     for record in records:
         by_cell[record.cell].append(record)
@@ -237,7 +333,9 @@ def build_cells(records: list[RunRecord], failed: list[RunRecord]) -> list[CellR
     rows = []
     for key, group in by_cell.items():
         agent, task, dataset, bins, _, digest = key
-        finals = np.array([r.summary["final_return_mean"] for r in group])
+        group = sorted(group, key=lambda r: r.summary["seed"])
+        finals = [float(r.summary["final_return_mean"]) for r in group]
+        normalized = [float(r.summary["final_normalized_score"]) for r in group]
         rows.append(
             CellRow(
                 agent=agent,
@@ -245,32 +343,46 @@ def build_cells(records: list[RunRecord], failed: list[RunRecord]) -> list[CellR
                 dataset=dataset,
                 bins=bins,
                 preset="+".join(sorted({str(r.summary.get("preset", "?")) for r in group})),
-                seeds=sorted(r.summary["seed"] for r in group),
-                final_return_mean=float(finals.mean()),
-                final_return_std=float(finals.std()),
-                final_normalized_mean=float(np.mean([r.summary["final_normalized_score"] for r in group])),
+                seeds=[r.summary["seed"] for r in group],
+                final_return_mean=float(np.mean(finals)),
+                final_return_std=float(np.std(finals)),
+                final_normalized_mean=float(np.mean(normalized)),
                 best_return_mean=float(np.mean([r.summary["best_return_mean"] for r in group])),
                 last_evals_return_mean=float(np.mean([_last_evals(r.metrics, "eval_return_mean") for r in group])),
                 last_evals_normalized_mean=float(np.mean([_last_evals(r.metrics, "normalized_score") for r in group])),
                 eval_episodes=int(group[0].summary["eval_episodes"]),
                 config=group[0].config,
                 data_digest=digest,
+                setting=" | ".join(sorted({r.setting for r in group})),
+                final_return_ci=_ci(finals),
+                final_normalized_ci=_ci(normalized),
+                final_normalized={r.summary["seed"]: v for r, v in zip(group, normalized, strict=True)},
+                pretrain_seconds={r.summary["seed"]: float(r.summary.get("pretrain_seconds") or 0) for r in group},
                 failed=failures.get(key, 0),
                 curves={
                     r.summary["seed"]: ([m["step"] for m in r.metrics], [m["eval_return_mean"] for m in r.metrics])
                     for r in group
                 },
+                normalized_curves={r.summary["seed"]: [m["normalized_score"] for m in r.metrics] for r in group},
                 walls={r.summary["seed"]: [m["wall_seconds"] for m in r.metrics] for r in group},
             )
         )
     columns = config_columns(rows)
-    rows.sort(key=lambda r: (r.agent, r.task, r.dataset, r.bins, [value_order(_raw_value(r, c)) for c in columns]))
+    rows.sort(
+        key=lambda r: (
+            r.task,
+            r.dataset,
+            r.bins,
+            agent_order(r.agent),
+            [value_order(_raw_value(r, c)) for c in columns],
+        )
+    )
     _fill_time_to_target(rows)
     return rows
 
 
 def _training_fields() -> tuple[str, ...]:
-    """The config fields every agent shares (budget and evaluation): a reference must match them."""
+    """The config fields every agent shares (budget and evaluation): runs compared must match them."""
     import dataclasses
 
     from spin_bench.agents.config import TrainConfig
@@ -278,16 +390,19 @@ def _training_fields() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
+def _same_budget(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a.get(name) == b.get(name) for name in _training_fields())
+
+
 def _reference(row: CellRow, rows: list[CellRow]) -> CellRow | None:
     """The F-IQL cell ``row`` is timed against: same task, dataset, bins, data and training budget. Of several
     (an F-IQL ablation), an F-IQL row is its own reference and other agents' rows have none."""
-    shared = _training_fields()
     candidates = [
         r
         for r in rows
         if r.agent == TARGET_AGENT
         and (r.task, r.dataset, r.bins, r.data_digest) == (row.task, row.dataset, row.bins, row.data_digest)
-        and all(r.config.get(name) == row.config.get(name) for name in shared)
+        and _same_budget(r.config, row.config)
     ]
     if len(candidates) == 1:
         return candidates[0]
@@ -295,53 +410,184 @@ def _reference(row: CellRow, rows: list[CellRow]) -> CellRow | None:
 
 
 def _fill_time_to_target(rows: list[CellRow]) -> None:
-    """Seconds until 95% of F-IQL's final return on the same dataset and seeds (median over seeds)."""
+    """Steps and seconds until an evaluation reaches ``TARGET_FRACTION`` of the reference F-IQL cell's final
+    return (mean over its seeds); medians over the seeds that reached it. A target <= 0 is left unmeasured."""
+    from spin_bench.runner.stats import first_reaching
+
     for row in rows:
         ref = _reference(row, rows)
         if ref is None:
             continue
-        seeds = [s for s in row.seeds if s in ref.seeds]
-        if not seeds:
+        row.target_return = TARGET_FRACTION * float(np.mean([ref.curves[s][1][-1] for s in ref.seeds]))
+        if not row.target_defined:
             continue
-        target = TARGET_FRACTION * float(np.mean([ref.curves[s][1][-1] for s in seeds]))
-        times = [time_to_target(row.walls[s], row.curves[s][1], target) for s in seeds]
-        reached = [t for t in times if t is not None]
-        row.target_reached = f"{len(reached)}/{len(seeds)}"
-        row.time_to_target_s = float(np.median(reached)) if reached else None
+        steps, seconds = [], []
+        for seed in row.seeds:
+            index = first_reaching(row.curves[seed][1], row.target_return)
+            if index is not None:
+                steps.append(row.curves[seed][0][index])
+                seconds.append(row.walls[seed][index])
+        row.target_reached = f"{len(steps)}/{len(row.seeds)}"
+        if steps:
+            row.time_to_target_steps = float(np.median(steps))
+            row.time_to_target_s = float(np.median(seconds))
 
 
-def aggregate(rows: list[CellRow], records: list[RunRecord], seed: int = 0) -> list[dict[str, Any]]:
-    """IQM of normalized final scores across tasks (all seeds pooled) per (agent, dataset, bins, config)."""
+@dataclass(frozen=True)
+class Entry:
+    """One agent configuration compared across tasks: the unit of the aggregates, comparisons and profiles."""
+
+    agent: str
+    bins: int
+    config_json: str
+    """The resolved agent config, as sorted JSON."""
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return json.loads(self.config_json)
+
+
+def entry_of(row: CellRow) -> Entry:
+    return Entry(row.agent, row.bins, json.dumps(row.config, sort_keys=True))
+
+
+def _entry_order(rows: list[CellRow]):
     columns = [c for c in config_columns(rows) if c != "data"]
-    groups: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    configs: dict[tuple, dict[str, Any]] = {}
-    presets: dict[tuple, set[str]] = defaultdict(set)
-    for record in records:
-        s = record.summary
-        key = (s["agent"], s["dataset"], s["bins"], json.dumps(record.config, sort_keys=True))
-        groups[key][s["task"]].append(s["final_normalized_score"])
-        configs[key] = record.config
-        presets[key].add(str(s.get("preset", "?")))
+
+    def key(entry: Entry) -> tuple:
+        config = entry.config
+        return (agent_order(entry.agent), entry.bins, [value_order(config.get(c, "-")) for c in columns])
+
+    return key
+
+
+def entry_label(entry: Entry, rows: list[CellRow]) -> str:
+    """The agent, and the fields that tell its configurations apart (and the bins when they differ), e.g.
+    ``f-iql beta=10`` or ``spin steps=20000 m=3``."""
+    columns = [c for c in config_columns(rows) if c != "data"]
+    if len({r.config.get("num_steps") for r in rows}) == 1:
+        columns.remove("num_steps")
+    config = entry.config
+    parts = [entry.agent] + [f"{_column_name(c)}={format_value(config[c])}" for c in columns if c in config]
+    if len({r.bins for r in rows}) > 1:
+        parts.append(f"m={entry.bins}")
+    return " ".join(parts)
+
+
+def scores_by_entry(rows: list[CellRow]) -> dict[Entry, dict[tuple[str, str], list[float]]]:
+    """Final normalized scores of every run, per entry and (task, dataset)."""
+    out: dict[Entry, dict[tuple[str, str], list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        out[entry_of(r)][(r.task, r.dataset)].extend(r.final_normalized[s] for s in r.seeds)
+    return out
+
+
+def _scoped(by_stratum: dict[tuple[str, str], list[float]], dataset: str) -> dict[str, list[float]]:
+    """The strata of ``dataset`` (all of them for ``ALL_DATASETS``), keyed as text."""
+    return {f"{t}/{d}": v for (t, d), v in sorted(by_stratum.items()) if dataset in (ALL_DATASETS, d)}
+
+
+def datasets_of(rows: list[CellRow]) -> list[str]:
+    return sorted({r.dataset for r in rows})
+
+
+def aggregate(rows: list[CellRow], seed: int = BOOTSTRAP_SEED) -> list[dict[str, Any]]:
+    """IQM of final normalized scores over all runs of all tasks, per entry and dataset, then per entry over every
+    dataset (``dataset`` = ``all``), with 95% stratified bootstrap CIs."""
+    columns = [c for c in config_columns(rows) if c != "data"]
+    scores = scores_by_entry(rows)
+    presets: dict[Entry, set[str]] = defaultdict(set)
+    for r in rows:
+        presets[entry_of(r)].add(r.preset)
     out = []
-    for key, by_task in groups.items():
-        agent, dataset, bins, _ = key
-        point, low, high = stratified_bootstrap_ci(by_task, interquartile_mean, seed=seed)
-        config = configs[key]
-        out.append(
-            {
-                "agent": agent,
-                "dataset": dataset,
-                "bins": bins,
-                "preset": "+".join(sorted(presets[key])),
-                **{_column_name(c): format_value(config[c]) if c in config else "-" for c in columns},
-                "tasks": len(by_task),
-                "runs": sum(len(v) for v in by_task.values()),
-                "iqm_normalized": round(point, 2),
-                "ci95_low": round(low, 2),
-                "ci95_high": round(high, 2),
-            }
-        )
-    out.sort(key=lambda a: (a["agent"], a["dataset"], a["bins"], [value_order(a[_column_name(c)]) for c in columns]))
+    for dataset in [*datasets_of(rows), ALL_DATASETS]:
+        for entry in sorted(scores, key=_entry_order(rows)):
+            by_task = _scoped(scores[entry], dataset)
+            if not by_task:
+                continue
+            point, low, high = stratified_bootstrap_ci(by_task, interquartile_mean, seed=seed)
+            config = entry.config
+            out.append(
+                {
+                    "agent": entry.agent,
+                    "label": entry_label(entry, rows),
+                    "dataset": dataset,
+                    "bins": entry.bins,
+                    "preset": "+".join(sorted(presets[entry])),
+                    **{_column_name(c): format_value(config[c]) if c in config else "-" for c in columns},
+                    "tasks": len(by_task),
+                    "runs": sum(len(v) for v in by_task.values()),
+                    "iqm_normalized": round(point, 2),
+                    "ci95_low": round(low, 2),
+                    "ci95_high": round(high, 2),
+                }
+            )
+    return out
+
+
+def improvements(rows: list[CellRow], seed: int = BOOTSTRAP_SEED) -> list[dict[str, Any]]:
+    """Probability of improvement of each SPIN entry over each other entry of the same bins and training budget,
+    per dataset and over every dataset, on the (task, dataset) strata both ran."""
+    scores = scores_by_entry(rows)
+    order = _entry_order(rows)
+    out = []
+    for spin in sorted((e for e in scores if e.agent == IMPROVING_AGENT), key=order):
+        for other in sorted((e for e in scores if e.agent != IMPROVING_AGENT), key=order):
+            if other.bins != spin.bins or not _same_budget(spin.config, other.config):
+                continue
+            for dataset in [*datasets_of(rows), ALL_DATASETS]:
+                x, y = _scoped(scores[spin], dataset), _scoped(scores[other], dataset)
+                shared = sorted(set(x) & set(y))
+                if not shared:
+                    continue
+                point, low, high = probability_of_improvement_ci(
+                    {k: x[k] for k in shared}, {k: y[k] for k in shared}, seed=seed
+                )
+                out.append(
+                    {
+                        "agent": entry_label(spin, rows),
+                        "baseline": entry_label(other, rows),
+                        "dataset": dataset,
+                        "bins": spin.bins,
+                        "tasks": len(shared),
+                        "probability": round(point, 3),
+                        "ci95_low": round(low, 3),
+                        "ci95_high": round(high, 3),
+                    }
+                )
+    return out
+
+
+def profile_taus(rows: list[CellRow]) -> np.ndarray:
+    """Thresholds of the performance profiles: 0 to 100, or to the next multiple of 10 above the best run."""
+    best = max((v for r in rows for v in r.final_normalized.values()), default=100.0)
+    return np.linspace(0.0, max(100.0, 10.0 * math.ceil(best / 10.0)), PROFILE_POINTS)
+
+
+def profiles(rows: list[CellRow], seed: int = BOOTSTRAP_SEED) -> list[dict[str, Any]]:
+    """Performance profile (fraction of runs above each tau) with 95% stratified bootstrap bands, per entry and
+    dataset, then over every dataset."""
+    scores = scores_by_entry(rows)
+    taus = profile_taus(rows)
+    out = []
+    for dataset in [*datasets_of(rows), ALL_DATASETS]:
+        for entry in sorted(scores, key=_entry_order(rows)):
+            by_task = _scoped(scores[entry], dataset)
+            if not by_task:
+                continue
+            point, low, high = performance_profile_ci(by_task, taus, seed=seed)
+            out.append(
+                {
+                    "agent": entry.agent,
+                    "label": entry_label(entry, rows),
+                    "dataset": dataset,
+                    "bins": entry.bins,
+                    "taus": [round(float(t), 4) for t in taus],
+                    "fraction": [round(float(v), 4) for v in point],
+                    "ci95_low": [round(float(v), 4) for v in low],
+                    "ci95_high": [round(float(v), 4) for v in high],
+                }
+            )
     return out
 
 
@@ -362,17 +608,19 @@ def header(rows: list[CellRow]) -> str:
         "mixed-quality data IQL agents can peak early and fall (docs/learning-curves.md), and a final evaluation far "
         "from that mean sits on a falling curve or a noise spike. "
         "Runs are grouped by their resolved agent config and dataset digest; the columns after 'preset' are the "
-        "gradient steps and the config fields that differ between groups ('data': the dataset digest). "
-        f"Seeds: {', '.join(map(str, seeds))}. Aggregate: interquartile mean (IQM) over all runs of all tasks, "
-        "95% CI by stratified bootstrap (2000 resamples within tasks). "
-        f"Time-to-target: wall-clock seconds until an evaluation reaches {TARGET_FRACTION:.0%} of F-IQL's final "
-        "return on the same dataset, seeds and training budget (SPIN's ASM pretraining included); median over "
-        "seeds that reached it."
+        "gradient steps and the config fields that differ between groups of one agent ('data': the dataset digest). "
+        f"Seeds: {', '.join(map(str, seeds))}. Per-cell CIs: 95% percentile bootstrap of the mean over seeds "
+        f"({BOOTSTRAP_REPETITIONS} resamples). Aggregate: interquartile mean (IQM) over all runs of all tasks, "
+        f"95% CI by stratified bootstrap ({BOOTSTRAP_REPETITIONS} resamples within tasks). "
+        f"Time-to-target: gradient steps and wall-clock minutes until an evaluation reaches {TARGET_FRACTION:.0%} of "
+        "F-IQL's final return (mean over its seeds) on the same task, dataset and training budget; the wall clock "
+        "includes SPIN's ASM pretraining, also shown on its own; medians over the seeds that reached it. A target "
+        "<= 0 would be met by any evaluation: it is flagged and not timed."
     )
 
 
-def _fmt_time(seconds: float | None) -> str:
-    return "n/a" if seconds is None else f"{seconds:.0f}"
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def cell_dicts(rows: list[CellRow]) -> list[dict[str, Any]]:
@@ -386,14 +634,24 @@ def cell_dicts(rows: list[CellRow]) -> list[dict[str, Any]]:
             "bins": r.bins,
             "preset": r.preset,
             **{_column_name(c): format_value(_raw_value(r, c)) for c in columns},
+            "setting": r.setting,
             "seeds": len(r.seeds),
             "final_return_mean": round(r.final_return_mean, 2),
             "final_return_std": round(r.final_return_std, 2),
+            "final_return_ci95_low": round(r.final_return_ci[0], 2),
+            "final_return_ci95_high": round(r.final_return_ci[1], 2),
             "normalized_score": round(r.final_normalized_mean, 2),
+            "normalized_ci95_low": round(r.final_normalized_ci[0], 2),
+            "normalized_ci95_high": round(r.final_normalized_ci[1], 2),
             f"last{LAST_EVALS}_return_mean": round(r.last_evals_return_mean, 2),
             f"last{LAST_EVALS}_normalized_score": round(r.last_evals_normalized_mean, 2),
             "best_return_mean": round(r.best_return_mean, 2),
-            "time_to_target_s": None if r.time_to_target_s is None else round(r.time_to_target_s, 1),
+            "target_return": _round(r.target_return, 2),
+            "target_defined": r.target_defined,
+            "time_to_target_steps": _round(r.time_to_target_steps, 0),
+            "time_to_target_s": _round(r.time_to_target_s, 1),
+            "time_to_target_min": None if r.time_to_target_s is None else round(r.time_to_target_s / 60, 2),
+            "pretrain_min": _round(r.pretrain_minutes, 2),
             "target_reached": r.target_reached,
             "failed_runs": r.failed,
         }
@@ -406,110 +664,60 @@ def config_column_names(rows: list[CellRow]) -> list[str]:
     return [_column_name(c) for c in config_columns(rows)]
 
 
-def render(rows: list[CellRow], aggregates: list[dict[str, Any]], fmt: str) -> str:
+@dataclass
+class Report:
+    """Everything a report shows, computed once from the collected runs."""
+
+    rows: list[CellRow]
+    aggregates: list[dict[str, Any]]
+    """Per entry and dataset, then per entry over every dataset (``dataset`` = ``all``)."""
+    improvements: list[dict[str, Any]]
+    records: list[RunRecord] = field(default_factory=list, repr=False)
+    failed: int = 0
+    skipped: int = 0
+
+
+def build_report(found: Collected) -> Report:
+    rows = build_cells(found.finished, found.failed)
+    return Report(
+        rows,
+        aggregate(rows),
+        improvements(rows),
+        records=found.finished,
+        failed=len(found.failed),
+        skipped=len(found.skipped),
+    )
+
+
+def render(report: Report, fmt: str, command: str | None = None, images: Path | str | None = None) -> str:
+    """The report as ``fmt`` text. ``command`` and ``images`` (the plots folder relative to the document) are
+    for the markdown document: the command it names as its source, and where its figures are."""
     if fmt not in REPORT_FORMATS:
         raise ValueError(f"unknown report format {fmt!r}; valid formats: {', '.join(REPORT_FORMATS)}")
+    rows = report.rows
     cells = cell_dicts(rows)
     if fmt == "json":
         full = [c | {"agent_config": r.config, "data_digest": r.data_digest} for c, r in zip(cells, rows, strict=True)]
-        return json.dumps({"header": header(rows), "cells": full, "aggregates": aggregates}, indent=2) + "\n"
+        document = {
+            "header": header(rows),
+            "cells": full,
+            "aggregates": report.aggregates,
+            "probability_of_improvement": report.improvements,
+            "performance_profiles": profiles(rows),
+        }
+        return json.dumps(document, indent=2) + "\n"
     if fmt == "csv":
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=list(cells[0]) if cells else ["agent"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(cells)
         return text.getvalue()
-    columns = config_column_names(rows)
-    agg_columns = [c for c in columns if c != "data"]
-    lines = ["# spin-bench report", "", header(rows), "", "## Per task", ""]
-    names = ["agent", "task", "dataset", "bins", "preset", *columns, "seeds", "final return (official)"]
-    names += ["normalized (0-100)", f"mean of last {LAST_EVALS} evals (normalized)", "best return (not official)"]
-    names += ["time-to-target s", "reached"]
-    lines += [_md_row(names), _md_row(["---"] * len(names))]
-    for c in cells:
-        lines.append(
-            _md_row(
-                [
-                    *(c[k] for k in ("agent", "task", "dataset", "bins", "preset", *columns, "seeds")),
-                    f"{c['final_return_mean']:.1f} ± {c['final_return_std']:.1f}",
-                    f"{c['normalized_score']:.1f}",
-                    f"{c[f'last{LAST_EVALS}_return_mean']:.1f} ({c[f'last{LAST_EVALS}_normalized_score']:.1f})",
-                    f"{c['best_return_mean']:.1f}",
-                    _fmt_time(c["time_to_target_s"]),
-                    c["target_reached"],
-                ]
-            )
-        )
-    lines += ["", "## Aggregate (normalized score, IQM across tasks)", ""]
-    names = ["agent", "dataset", "bins", "preset", *agg_columns, "tasks", "runs", "IQM", "95% CI"]
-    lines += [_md_row(names), _md_row(["---"] * len(names))]
-    for a in aggregates:
-        lines.append(
-            _md_row(
-                [
-                    *(a[k] for k in ("agent", "dataset", "bins", "preset", *agg_columns, "tasks", "runs")),
-                    f"{a['iqm_normalized']:.1f}",
-                    f"[{a['ci95_low']:.1f}, {a['ci95_high']:.1f}]",
-                ]
-            )
-        )
-    return "\n".join(lines) + "\n"
+    from spin_bench.runner.report_md import markdown
 
-
-def _md_row(values) -> str:
-    return "| " + " | ".join(map(str, values)) + " |"
+    return markdown(report, command=command, images=images)
 
 
 def cell_title(row: CellRow, columns: list[str]) -> str:
     """The agent and the row's values of the differing config columns, e.g. ``f-iql beta=10 steps=300``."""
     parts = [row.agent] + [f"{_column_name(c)}={format_value(_raw_value(row, c))}" for c in columns]
     return " ".join(parts)
-
-
-def plot(rows: list[CellRow], aggregates: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
-    """Learning curves per (task, dataset, bins), one line per cell, and an aggregate IQM chart, as PNG files."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    columns = [c for c in config_columns(rows) if c != "num_steps" or len({r.config.get(c) for r in rows}) > 1]
-    panels: dict[tuple, list[CellRow]] = defaultdict(list)
-    for r in rows:
-        panels[(r.task, r.dataset, r.bins)].append(r)
-    for (task, dataset, bins), group in sorted(panels.items()):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for r in group:
-            steps = min((c[0] for c in r.curves.values()), key=len)
-            curves = np.array([c[1][: len(steps)] for c in r.curves.values()])
-            mean, std = curves.mean(0), curves.std(0)
-            ax.plot(steps, mean, label=f"{cell_title(r, columns)} (n={len(r.seeds)})")
-            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
-        ax.set(title=f"{task} / {dataset} (bins={bins})", xlabel="gradient steps", ylabel="return")
-        ax.legend(fontsize="small")
-        path = out / f"curve_{task}_{dataset}_bins{bins}.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
-    if aggregates:
-        agg_columns = [_column_name(c) for c in columns if c != "data"]
-        fig, ax = plt.subplots(figsize=(7, 0.5 + 0.4 * len(aggregates)))
-        labels = [
-            f"{a['agent']} / {a['dataset']} (m={a['bins']}" + "".join(f", {c}={a[c]}" for c in agg_columns) + ")"
-            for a in aggregates
-        ]
-        points = np.array([a["iqm_normalized"] for a in aggregates])
-        errors = np.array([[p - a["ci95_low"], a["ci95_high"] - p] for p, a in zip(points, aggregates, strict=True)])
-        ax.errorbar(points, np.arange(len(points)), xerr=errors.T, fmt="o", capsize=4)
-        ax.set_yticks(np.arange(len(points)), labels)
-        ax.set(xlabel="IQM normalized score (0-100), 95% stratified bootstrap CI")
-        fig.tight_layout()
-        path = out / "aggregate_iqm.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
-    return written
