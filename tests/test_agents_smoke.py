@@ -159,7 +159,7 @@ def test_unknown_names_raise_with_the_valid_choices():
 
 
 def test_presets():
-    assert set(PRESETS) == {"paper", "quick"}
+    assert set(PRESETS) == {"paper", "lite", "quick"}
     for name in AGENT_NAMES:
         paper = make_config(name, "paper")
         assert paper == make_config(name) == type(paper)()
@@ -173,6 +173,20 @@ def test_presets():
     assert (spin.expectile, spin.beta, spin.weight_clip, spin.gamma, spin.tau, spin.lr) == (
         0.8, 3.0, 100.0, 0.99, 0.005, 3e-4,
     )  # fmt: skip
+
+
+# What a smaller protocol may change: sizes and budget, never an algorithm's hyperparameters.
+SIZE_AND_BUDGET = {"num_steps", "eval_every", "d_model", "num_blocks", "head_hidden", "asm_steps", "asm_epochs"}
+
+
+def test_lite_keeps_the_papers_hyperparameters_and_protocol():
+    for name in AGENT_NAMES:
+        paper, lite = make_config(name, "paper"), make_config(name, "lite")
+        changed = {f.name for f in dataclasses.fields(paper) if getattr(paper, f.name) != getattr(lite, f.name)}
+        assert {"num_steps", "eval_every"} <= changed <= SIZE_AND_BUDGET, (name, changed)
+        assert lite.eval_episodes == paper.eval_episodes == 10 and lite.batch_size == paper.batch_size
+    spin = make_config("spin", "lite")
+    assert spin.asm_batch_size == 1024 and spin.asm_steps is not None and spin.d_model % spin.num_heads == 0
 
 
 def test_every_config_field_has_a_docstring():

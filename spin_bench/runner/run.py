@@ -2,7 +2,7 @@
 
 Folder contents:
     config.json     the spec, the fully resolved agent config, the dataset's sha256, precision, versions, git commit,
-                    device
+                    device, host (CPU model, usable CPUs, torch threads, GPU)
     metrics.csv     one row per evaluation: step, wall seconds, mean losses, eval returns, normalized score
     checkpoint.pt   agent (networks, optimizers, step, RNG) + sampler state + the losses since the last evaluation +
                     counters, all of one step; weights-only safe
@@ -172,6 +172,7 @@ def _execute_locked(spec, folder, digest, device, cache_dir, threads, stop: Stop
     from spin_bench.agents.registry import make_agent, restore_agent
     from spin_bench.agents.sampler import TransitionSampler
     from spin_bench.runner.data import load_run_data
+    from spin_bench.runner.host import host_info
 
     with stop.raising():  # nothing here changes a checkpoint: a stop may cut it anywhere
         agent_config = config_json(spec.resolved_config())
@@ -202,6 +203,7 @@ def _execute_locked(spec, folder, digest, device, cache_dir, threads, stop: Stop
             "env_kwargs": data.env_kwargs,
             "agent_config": config_json(config),
             "device": str(agent.device),
+            "host": host_info(str(agent.device)),
             "precision": agent.precision,
             "versions": versions(),
             "git_commit": git_commit(),

@@ -37,7 +37,7 @@ class RunSpec:
     seed: int
     """Seed of the agent, its batches and its evaluations."""
     preset: str
-    """Named config preset: paper or quick."""
+    """Named config preset: paper, lite or quick (``spin_bench.agents.presets``)."""
     overrides: tuple[tuple[str, Any], ...] = field(default=())
     """Config fields set on top of the preset (e.g. ``(("num_steps", 1000),)``), sorted by name."""
     data_digest: str | None = None
