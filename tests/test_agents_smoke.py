@@ -152,7 +152,7 @@ def test_evaluation_runs_the_real_env_and_repeats(data):
 def test_unknown_names_raise_with_the_valid_choices():
     with pytest.raises(ValueError, match=r"'sac'.*spin, saint, f-iql, ar-iql, bc"):
         make_agent("sac", OBS_DIM, NVEC)
-    with pytest.raises(ValueError, match=r"'fast'.*paper, quick"):
+    with pytest.raises(ValueError, match=r"'fast'.*paper, lite, quick"):
         make_config("spin", "fast")
     with pytest.raises(ValueError, match=r"d_modle.*d_model"):
         make_config("spin", d_modle=8)
