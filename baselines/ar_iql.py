@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from spin_bench.agents.config import IQLConfig
 from spin_bench.agents.iql import IQLAgent
-from spin_bench.agents.layers import BatchedLinear, padding_mask
+from spin_bench.agents.layers import BatchedLinear, padding_mask, short_log_softmax
 from spin_bench.agents.policies import Actor, Generators, sample_categorical
 
 
@@ -57,7 +56,7 @@ class LSTMActor(Actor):
         start = torch.full_like(actions[:, :1], self.start_token)
         outputs, _ = self.lstm(self._step_inputs(state, torch.cat([start, actions[:, :-1]], 1)))
         logits = self.heads(outputs.transpose(0, 1)).transpose(0, 1).masked_fill(self.bin_padding, float("-inf"))
-        return F.log_softmax(logits, -1).gather(-1, actions.unsqueeze(-1)).squeeze(-1).sum(-1)
+        return short_log_softmax(logits).gather(-1, actions.unsqueeze(-1)).squeeze(-1).sum(-1)
 
     def sample(self, obs: torch.Tensor, deterministic: bool, generator: Generators) -> torch.Tensor:
         state = self.state_embed(obs)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from spin_bench.agents.base import Agent, Batch, maybe_compile, seeded
+from spin_bench.agents.base import Agent, Batch, adam, maybe_compile, seeded
 from spin_bench.agents.config import TrainConfig
 from spin_bench.agents.policies import MLPActor
 
@@ -30,7 +30,7 @@ class BCAgent(Agent):
         cfg = self.config
         with seeded(self.seed, self.device):
             self.actor = MLPActor(self.obs_dim, self.nvec, cfg.actor_hidden, cfg.actor_dropout).to(self.device)
-        self.optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, fused=self.device.type == "cuda")
+        self.optimizer = adam(self.actor.parameters(), cfg.lr, self.device)
         self._loss = maybe_compile(self.loss, cfg.compile, self.device)
 
     def _networks(self) -> dict[str, nn.Module]:

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from spin_bench.agents.base import maybe_compile, seeded
+from spin_bench.agents.base import adam, maybe_compile, seeded
 from spin_bench.agents.config import SAINTConfig, SPINConfig
+from spin_bench.agents.layers import short_log_softmax
 from spin_bench.agents.precision import AutocastForward, autocast_dtype
 from spin_bench.agents.transformer import PerDimHeads, TokenTrunk
 
@@ -98,7 +98,7 @@ def mask_actions(
 
 def masked_modelling_loss(logits: torch.Tensor, actions: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
     """Cross-entropy averaged over the selected tokens."""
-    ce = F.cross_entropy(logits.flatten(0, 1), actions.flatten(), reduction="none").view_as(actions)
+    ce = -short_log_softmax(logits).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
     return (ce * selected).sum() / selected.sum()
 
 
@@ -186,7 +186,7 @@ def pretrain_asm(
     with seeded(seed, device):  # init and dropout: same seed, same ASM, whatever the caller's RNG
         model = ActionStructureModel(observations.shape[1], nvec, cfg).to(device)
         model.autocast_dtype = autocast_dtype(device, cfg.bf16)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.asm_lr, fused=device.type == "cuda")
+        optimizer = adam(model.parameters(), cfg.asm_lr, device)
         forward = maybe_compile(model, cfg.compile, device)
         epoch_losses, running = [], torch.zeros((), device=device)
         for step in range(steps):

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from spin_bench.agents.base import Agent, Batch, maybe_compile, seeded
+from spin_bench.agents.base import Agent, Batch, adam, maybe_compile, seeded
 from spin_bench.agents.config import IQLConfig
 from spin_bench.agents.layers import BatchedLinear, mlp
 from spin_bench.agents.policies import Actor
@@ -156,7 +156,7 @@ class IQLAgent(Agent):
             {"params": [p for p in net.parameters() if p.requires_grad], "name": name}
             for name, net in (("actor", self.actor), ("critic", self.critic), ("value", self.value))
         ]
-        self.optimizer = torch.optim.Adam(groups, lr=cfg.lr, fused=self.device.type == "cuda")
+        self.optimizer = adam(groups, cfg.lr, self.device)
         self._losses = maybe_compile(self.losses, cfg.compile, self.device)
 
     @abstractmethod

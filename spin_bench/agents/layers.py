@@ -1,4 +1,4 @@
-"""Small building blocks: MLPs, batched independent linear layers, bin padding."""
+"""Small building blocks: MLPs, batched independent linear layers, bin padding, softmax over short rows."""
 
 from __future__ import annotations
 
@@ -25,6 +25,22 @@ def padding_mask(nvec: Sequence[int]) -> torch.Tensor:
     """(N, max_m) bool, True on bins a dimension does not have (when dimensions differ in size)."""
     nvec_t = torch.as_tensor(list(nvec))
     return torch.arange(int(nvec_t.max()))[None, :] >= nvec_t[:, None]
+
+
+def short_log_softmax(x: torch.Tensor) -> torch.Tensor:
+    """``log_softmax(x, -1)`` as elementwise ops: x - max - log(sum(exp(x - max))); -inf entries stay -inf.
+
+    Equal to ``F.log_softmax`` within float32 rounding. On CPU, torch's softmax kernels are 2-5x slower than these
+    few vectorized ops when rows are short (3 bins per dimension, attention over 7 tokens), forward and backward.
+    """
+    shifted = x - x.detach().amax(-1, keepdim=True)  # any shift gives the same value; no gradient through it
+    return shifted - shifted.exp().sum(-1, keepdim=True).log()
+
+
+def short_softmax(x: torch.Tensor) -> torch.Tensor:
+    """``softmax(x, -1)`` as elementwise ops (see ``short_log_softmax``)."""
+    e = (x - x.detach().amax(-1, keepdim=True)).exp()
+    return e / e.sum(-1, keepdim=True)
 
 
 class BatchedLinear(nn.Module):

@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from typing import TypeAlias
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from spin_bench.agents.layers import mlp, padding_mask
+from spin_bench.agents.layers import mlp, padding_mask, short_log_softmax
 
 Generators: TypeAlias = torch.Generator | Sequence[torch.Generator]
 """One generator for the whole batch, or one per batch row (row b's draws come from ``generator[b]`` alone, so
@@ -65,7 +64,7 @@ class FactorizedActor(Actor):
         return self.logits(obs).float().masked_fill(self.bin_padding, float("-inf"))
 
     def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        log_probs = F.log_softmax(self.masked_logits(obs), dim=-1)
+        log_probs = short_log_softmax(self.masked_logits(obs))
         return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1).sum(-1)
 
     def sample(self, obs: torch.Tensor, deterministic: bool, generator: Generators) -> torch.Tensor:

@@ -14,13 +14,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from spin_bench.agents.config import SAINTConfig
-from spin_bench.agents.layers import BatchedLinear, padding_mask
+from spin_bench.agents.layers import BatchedLinear, padding_mask, short_softmax
 from spin_bench.agents.policies import FactorizedActor
 from spin_bench.agents.precision import AutocastForward
 
 
+def attention_with_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float) -> torch.Tensor:
+    """``F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)`` in training, written out: the same scaling,
+    softmax, and dropout mask drawn from torch's global RNG as its math path, which is what it runs on CPU with
+    dropout. Written out, the softmax over a few tokens runs as elementwise ops (see ``short_softmax``)."""
+    scale = q.shape[-1] ** -0.25  # split between q and k as the math path does
+    weights = short_softmax((q * scale) @ (k * scale).transpose(-2, -1))
+    return F.dropout(weights, dropout) @ v
+
+
 class SelfAttention(nn.Module):
-    """Multi-head self-attention through PyTorch's fused scaled_dot_product_attention."""
+    """Multi-head self-attention: PyTorch's fused scaled_dot_product_attention, or ``attention_with_dropout`` when
+    training with dropout on CPU (where the fused call falls back to the same math, with a slower softmax)."""
 
     def __init__(self, d_model: int, num_heads: int, dropout: float):
         super().__init__()
@@ -34,7 +44,10 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, tokens, width = x.shape
         q, k, v = self.qkv(x).view(batch, tokens, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        if self.training and self.dropout > 0 and x.device.type == "cpu":
+            y = attention_with_dropout(q, k, v, self.dropout)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(batch, tokens, width))
 
 
