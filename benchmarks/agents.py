@@ -1,36 +1,57 @@
-"""Agent update throughput and peak memory at the paper's sizes, on synthetic data.
+"""Agent training and evaluation speed against a float32 matmul roofline measured in the same process.
 
-Usage: python benchmarks/agents.py [--device cpu|cuda] [--seconds 3] [--shapes cheetah-run dog]
-                                   [--agents spin saint f-iql ar-iql bc] [--preset paper|quick]
-                                   [--compile] [--asm-steps 1] [--threads 1]
+Usage: python benchmarks/agents.py [--device cpu|cuda] [--threads 1] [--seconds 3] [--presets quick paper]
+                                   [--shapes cheetah-run dog] [--agents spin saint f-iql ar-iql bc]
+                                   [--no-asm] [--no-eval] [--compile] [--rounds 1]
+                                   [--compare PATH | --baseline-commit REV]
 
-For each shape (cheetah-run: 17 obs dims, 6 x 3 bins; dog: 223 obs dims, 38 x 3 bins) and agent, a fresh
-process builds the agent with the preset (``paper`` by default) and times ``update`` calls, batches drawn by
-the real sampler from 20k synthetic transitions, for ``--seconds`` after a warm-up. SPIN is timed in stage 2
-(its trunk frozen and left untrained: the cost does not depend on its values). Its stage 1 is timed apart as
-ASM steps at the preset's ASM batch size (1024 for ``paper``) and reported as seconds per epoch of a
-1M-transition dataset, extrapolated from the timed steps.
+For each preset, shape (cheetah-run: 17 obs dims, 6 x 3 bins; dog: 223 obs dims, 38 x 3 bins) and agent, a fresh
+process builds the agent and reports:
 
-Peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the process's peak RSS minus its RSS
-after importing torch (what the agent, its data and its training add).
+- ``GFLOP``: the floating-point operations of one ``update`` (batch from the real sampler over 20k synthetic
+  transitions), counted by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls and attention, plus a formula for
+  oneDNN's LSTM layers on CPU; elementwise work is not counted, so the share is that of matmul arithmetic);
+- ``upd/s``: updates per second over ``--seconds`` after a warm-up (sampling included);
+- ``GFLOP/s`` and ``share``: GFLOP x upd/s, and its fraction of the roofline: the best rate of float32 square
+  matmuls of 256, 512 and 1024 on the same device and threads, measured in the same process right before and
+  after the agent (the mean of the two), so a shared machine's drift cancels out of the ratio.
 
-The reference figure is a plain 2x256 MLP classifier step (cross-entropy, Adam, batch 256) in the same
-process type, timed before and after the agents of a shape (the mean is shown): ``ratio`` = agent updates/s /
-reference updates/s, the figure to compare across machines.
+SPIN is timed in stage 2 (its trunk frozen and untrained: the cost does not depend on its values). ``asm`` rows
+time one step of the real ``pretrain_asm`` (batch sampling and masking included) at the preset's ASM batch size,
+from the difference of two runs of different lengths. ``eval`` rows run the real ``evaluate`` (10 episodes
+stepped together, one batched policy call per step, actions sampled) on the shape's environment for
+``EVAL_STEPS`` steps and report env steps/s (making and resetting the environments left out); ``env only`` is
+the same environments stepped with random actions, the ceiling evaluation can reach.
+
+``--compare PATH`` (a git worktree of older code, e.g. ``git worktree add --detach /tmp/base REV``) or
+``--baseline-commit REV`` (a temporary worktree made and removed here) times that code too, in the same run,
+interleaved job by job (the order alternating between rounds), and prints the speed-up per row.
+
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the process's peak RSS minus its RSS after
+importing torch.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import json
+import os
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 SHAPES = {"cheetah-run": (17, 6, 3), "dog": (223, 38, 3)}
+ENVS = {"cheetah-run": "cheetah-run", "dog": "dog-run"}
 DATASET_ROWS = 20_000
-EPOCH_ROWS = 1_000_000
+EVAL_EPISODES = 10
+EVAL_STEPS = 100
+MATMUL_SIZES = (256, 512, 1024)
+HERE = Path(__file__).resolve()
 
 
 def synthetic(obs_dim: int, n: int, m: int, rows: int = DATASET_ROWS):
@@ -49,8 +70,9 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def timed(step, seconds: float, sync) -> float:
-    for _ in range(3):  # warm-up (allocator, autotuning, compilation)
+def rate(step, seconds: float, sync, warmup: int = 3) -> float:
+    """Calls of ``step`` per second over ``seconds`` after ``warmup`` calls (allocator, autotuning, compilation)."""
+    for _ in range(warmup):
         step()
     sync()
     count, start = 0, time.perf_counter()
@@ -61,12 +83,48 @@ def timed(step, seconds: float, sync) -> float:
     return count / (time.perf_counter() - start)
 
 
-def measure(job: dict) -> dict:
-    """One measurement in this (fresh) process: updates/s (or ASM s/epoch) and peak memory."""
+def roofline(device, sync, seconds: float = 0.3) -> float:
+    """GFLOP/s of the fastest float32 square matmul of ``MATMUL_SIZES`` on ``device``."""
     import torch
 
+    best = 0.0
+    for n in MATMUL_SIZES:
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        best = max(best, 2 * n**3 * rate(lambda a=a, b=b: torch.mm(a, b), seconds, sync) / 1e9)
+    return best
+
+
+def lstm_layer_flops(input, weight_ih, weight_hh, *args, out_shape=None, **kwargs) -> int:
+    """Matmul FLOPs of oneDNN's LSTM layer (CPU), which FlopCounterMode has no formula for: 2 x (rows of the input,
+    i.e. steps x batch) x gates x (input + hidden width)."""
+    rows = 1
+    for size in input[:-1]:
+        rows *= size
+    return 2 * rows * weight_ih[0] * (weight_ih[1] + weight_hh[1])
+
+
+def lstm_layer_backward_flops(input, weight_ih, weight_hh, *args, out_shape=None, **kwargs) -> int:
+    """Gradients of the input and of the weights: twice the forward's matmuls."""
+    return 2 * lstm_layer_flops(input, weight_ih, weight_hh)
+
+
+def flops(fn) -> int:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    aten = torch.ops.aten
+    formulas = {aten.mkldnn_rnn_layer: lstm_layer_flops, aten.mkldnn_rnn_layer_backward: lstm_layer_backward_flops}
+    with FlopCounterMode(display=False, custom_mapping=formulas) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def measure(job: dict) -> dict:
+    """One row in this (fresh) process."""
+    import torch
+
+    import spin_bench
     from spin_bench.agents import TransitionSampler, make_agent, make_config
-    from spin_bench.agents.asm import pretrain_asm
 
     device = torch.device(job["device"])
     cuda = device.type == "cuda"
@@ -78,46 +136,74 @@ def measure(job: dict) -> dict:
     data = synthetic(obs_dim, n, m)
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    result = {}
-    if job["what"] == "reference":
-        net = torch.nn.Sequential(
-            torch.nn.Linear(obs_dim, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(),
-            torch.nn.Linear(256, n * m),
-        ).to(device)  # fmt: skip
-        opt = torch.optim.Adam(net.parameters(), lr=3e-4)
-        sampler = TransitionSampler(data, device, 0)
+    result = {"code": str(Path(spin_bench.__file__).resolve().parents[1])}
+    roof_before = roofline(device, sync)
+    what, seconds = job["what"], job["seconds"]
+    if what.startswith("asm"):
+        from spin_bench.agents.asm import pretrain_asm
 
-        def step():
-            batch = sampler.sample(256)
-            loss = torch.nn.functional.cross_entropy(net(batch.observations).view(-1, m), batch.actions.view(-1))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        result["rate"] = timed(step, job["seconds"], sync)
-    elif job["what"] == "asm":
         obs = torch.as_tensor(data.observations, device=device)
         actions = torch.as_tensor(data.actions, device=device)
 
-        def asm_seconds(steps: int) -> tuple[float, int, int]:
+        def asm_run(steps: int) -> tuple[float, int]:
             cfg = make_config("spin", job["preset"], compile=job["compile"], asm_steps=steps)
-            _, seconds, done, _ = pretrain_asm(obs, actions, data.nvec, cfg, 0)
-            return seconds, done, cfg.asm_batch_size
+            return pretrain_asm(obs, actions, data.nvec, cfg, 0)[1], cfg.asm_batch_size
 
-        asm_seconds(1)  # warm-up
-        seconds, steps, batch_size = asm_seconds(job["asm_steps"])
+        result["flops"] = flops(lambda: asm_run(1))  # model building does no matmul: this is one step
+        one, _ = asm_run(1)
+        estimate = asm_run(3)[0] - one
+        steps = max(2, int(seconds / max(estimate / 2, 1e-6)))
+        one, batch_size = asm_run(1)
+        many, _ = asm_run(1 + steps)
+        result["rate"] = steps / max(many - one, 1e-9)
         result["batch_size"] = batch_size
-        result["step_seconds"] = seconds / steps
-        result["epoch_seconds"] = seconds / steps * -(-EPOCH_ROWS // batch_size)
+    elif what.startswith("eval"):
+        import gymnasium as gym
+
+        from spin_bench.agents import evaluate
+
+        agent = make_agent(what.split(":")[1], obs_dim, data.nvec, job["preset"], device, 0)
+        env_id = spin_bench.env_id(ENVS[job["shape"]])
+        # FlopCounterMode's module hooks fail under no_grad on parameters that require grad: freeze them to count.
+        trainable = [p for net in agent._networks().values() for p in net.parameters() if p.requires_grad]
+        for p in trainable:
+            p.requires_grad_(False)
+        result["flops"] = flops(lambda: agent.act(data.observations[:EVAL_EPISODES])) / EVAL_EPISODES  # per env step
+        for p in trainable:
+            p.requires_grad_(True)
+
+        def eval_seconds(steps: int) -> float:
+            start = time.perf_counter()
+            evaluate(agent, env_id, episodes=EVAL_EPISODES, max_episode_steps=steps)
+            return time.perf_counter() - start
+
+        eval_seconds(2)  # warm-up
+        # The difference of two lengths leaves out making and resetting the environments.
+        result["rate"] = EVAL_EPISODES * (EVAL_STEPS - 1) / (eval_seconds(EVAL_STEPS) - eval_seconds(1))
+        result["act_rate"] = rate(lambda: agent.act(data.observations[:EVAL_EPISODES]), seconds / 3, sync)
+        envs = [gym.make(env_id) for _ in range(EVAL_EPISODES)]
+        rng = np.random.default_rng(0)
+        for k, env in enumerate(envs):
+            env.reset(seed=k)
+        start = time.perf_counter()
+        for _ in range(EVAL_STEPS):
+            for env in envs:
+                env.step(rng.integers(0, m, n))
+        result["env_rate"] = EVAL_EPISODES * EVAL_STEPS / (time.perf_counter() - start)
     else:
-        agent = make_agent(job["what"], obs_dim, data.nvec, job["preset"], device, 0, compile=job["compile"])
-        if job["what"] == "spin":
+        agent = make_agent(what, obs_dim, data.nvec, job["preset"], device, 0, compile=job["compile"])
+        if what == "spin":
             # Stage 2 alone: its cost does not depend on the frozen trunk's values, and skipping the ASM
-            # keeps stage 1's memory out of the peak (its own row below measures it).
+            # keeps stage 1's memory out of the peak (the asm row measures it).
             agent.asm_key = "benchmark: untrained frozen trunk"
         sampler = TransitionSampler(data, device, 0)
-        result["rate"] = timed(lambda: agent.update(sampler.sample(agent.config.batch_size)), job["seconds"], sync)
+        batch_size = agent.config.batch_size
+        for _ in range(3):
+            agent.update(sampler.sample(batch_size))
+        result["flops"] = flops(lambda: agent.update(sampler.sample(batch_size)))
+        result["rate"] = rate(lambda: agent.update(sampler.sample(batch_size)), seconds, sync)
         result["trainable"] = agent.num_parameters(trainable_only=True)
+    result["roofline"] = (roof_before + roofline(device, sync)) / 2
     if cuda:
         result["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     else:
@@ -125,58 +211,123 @@ def measure(job: dict) -> dict:
     return result
 
 
-def run(job: dict) -> dict:
-    with mp.get_context("spawn").Pool(1) as pool:  # fresh process: clean peak memory and allocator
-        return pool.apply(measure, (job,))
+def run(job: dict, code: Path) -> dict:
+    """``measure(job)`` in a fresh process importing spin-bench from the source tree ``code``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(code), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    out = subprocess.run(
+        [sys.executable, str(HERE), "--worker", json.dumps(job)],
+        env=env,
+        cwd=code,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"job {job} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def label(what: str, preset: str) -> str:
+    if what == "spin":
+        return "spin (stage 2)"
+    if what == "asm":
+        return "asm step"
+    if what.startswith("eval:"):
+        return f"eval {what.split(':')[1]}"
+    return what
+
+
+def describe(r: dict) -> str:
+    """GFLOP, rate, GFLOP/s, roofline and share of one row."""
+    achieved = r["flops"] * r["rate"] / 1e9
+    return (
+        f"{r['flops'] / 1e9:>8.3f}{r['rate']:>10.1f}{achieved:>9.1f}{r['roofline']:>7.0f}"
+        f"{100 * achieved / r['roofline']:>6.0f}%{r['peak_mib']:>7.0f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per agent and shape")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on CPU (default: one core per run)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per row")
+    parser.add_argument("--presets", nargs="+", default=["quick", "paper"], choices=["quick", "paper"])
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--agents", nargs="+", default=["spin", "saint", "f-iql", "ar-iql", "bc"])
-    parser.add_argument("--compile", action="store_true", help="torch.compile the losses (CUDA only)")
-    parser.add_argument("--asm-steps", type=int, default=1, help="timed ASM steps per shape (0: skip the ASM)")
-    parser.add_argument("--preset", default="paper", choices=["paper", "quick"], help="agent sizes")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads on CPU (one core per run)")
+    parser.add_argument("--no-asm", action="store_true", help="skip the ASM step rows")
+    parser.add_argument("--no-eval", action="store_true", help="skip the evaluation rows")
+    parser.add_argument("--compile", action="store_true", help="agents built with compile=True")
+    parser.add_argument("--rounds", type=int, default=1, help="measurements per row (the median is shown)")
+    baseline = parser.add_mutually_exclusive_group()
+    baseline.add_argument("--compare", type=Path, help="a source tree of older code to time side by side")
+    baseline.add_argument("--baseline-commit", help="a git revision to time side by side (temporary worktree)")
     args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(measure(json.loads(args.worker))))
+        return
+    if args.rounds < 1:
+        raise SystemExit(f"--rounds must be >= 1, got {args.rounds}")
+
+    worktree = None
+    if args.baseline_commit:
+        worktree = Path(tempfile.mkdtemp(prefix="spin-bench-baseline-")) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.baseline_commit], check=True)
+        args.compare = worktree
+    try:
+        report(args)
+    finally:
+        if worktree is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], check=False)
+
+
+def report(args) -> None:
+    import torch
+
     common = {
         "device": args.device,
         "seconds": args.seconds,
         "compile": args.compile,
         "threads": args.threads if args.device == "cpu" else 0,
-        "preset": args.preset,
     }
-
-    import torch
-
+    codes = {"new": HERE.parents[1]}
+    if args.compare is not None:
+        codes = {"old": args.compare.resolve(), **codes}
     threads = common["threads"] or torch.get_num_threads()
+    print(f"device={args.device} torch={torch.__version__} threads={threads} timed={args.seconds}s per row")
+    if args.compare is not None:
+        print(f"old: {codes['old']}  new: {HERE.parents[1]}  (interleaved, {args.rounds} round(s), median shown)")
+    head = f"{'GFLOP':>8}{'rate':>10}{'GFLOP/s':>9}{'roof':>7}{'share':>7}{'MiB':>7}"
     print(
-        f"device={args.device} torch={torch.__version__} threads={threads} preset={args.preset} "
-        f"timed={args.seconds}s per row"
+        f"{'preset':<7}{'shape':<12}{'row':<16}{head}"
+        + (f"{'old rate':>10}{'share':>7}{'speed-up':>9}" if args.compare else "")
     )
-    print(f"{'shape':<12}{'agent':<18}{'updates/s':>10}{'ratio':>8}{'peak MiB':>10}{'trainable':>12}")
-    for shape in args.shapes:
-        rows = {name: run({**common, "shape": shape, "what": name}) for name in ["reference", *args.agents]}
-        # The reference again after the agents: its mean tames drift in a shared machine's speed.
-        reference = run({**common, "shape": shape, "what": "reference"})
-        reference["rate"] = (reference["rate"] + rows.pop("reference")["rate"]) / 2
-        print(f"{shape:<12}{'2x256 MLP (ref)':<18}{reference['rate']:>10.1f}{1.0:>8.3f}{reference['peak_mib']:>10.0f}")
-        for name, r in rows.items():
-            label = "spin (stage 2)" if name == "spin" else name
-            print(
-                f"{shape:<12}{label:<18}{r['rate']:>10.1f}{r['rate'] / reference['rate']:>8.3f}"
-                f"{r['peak_mib']:>10.0f}{r['trainable']:>12,}"
-            )
-        if args.asm_steps > 0:
-            r = run({**common, "shape": shape, "what": "asm", "asm_steps": args.asm_steps})
-            label = f"ASM ({r['batch_size']}/step)"
-            print(
-                f"{shape:<12}{label:<18}{1 / r['step_seconds']:>10.2f}{'':>8}"
-                f"{r['peak_mib']:>10.0f}   {r['epoch_seconds']:,.0f} s per ASM epoch of 1M transitions"
-                f" ({-(-EPOCH_ROWS // r['batch_size'])} steps; from {args.asm_steps} timed steps)"
-            )
+    for preset in args.presets:
+        for shape in args.shapes:
+            whats = list(args.agents)
+            if not args.no_asm and "spin" in args.agents:
+                whats.append("asm")
+            if not args.no_eval:
+                whats += [f"eval:{a}" for a in args.agents]
+            for what in whats:
+                job = {**common, "preset": preset, "shape": shape, "what": what}
+                results: dict[str, list[dict]] = {name: [] for name in codes}
+                for round_ in range(args.rounds):
+                    order = list(codes) if round_ % 2 == 0 else list(reversed(codes))
+                    for name in order:
+                        results[name].append(run(job, codes[name]))
+                rows = {name: sorted(rs, key=lambda r: r["rate"])[len(rs) // 2] for name, rs in results.items()}
+                new = rows["new"]
+                line = f"{preset:<7}{shape:<12}{label(what, preset):<16}{describe(new)}"
+                if "old" in rows:
+                    old = rows["old"]
+                    share = old["flops"] * old["rate"] / 1e9 / old["roofline"]
+                    line += f"{old['rate']:>10.1f}{100 * share:>6.0f}%{new['rate'] / old['rate']:>8.2f}x"
+                if what.startswith("eval"):
+                    line += f"   (act x{EVAL_EPISODES}: {new['act_rate']:.0f}/s; env only: {new['env_rate']:.0f}/s)"
+                if what == "asm":
+                    line += f"   (batch {new['batch_size']})"
+                print(line, flush=True)
 
 
 if __name__ == "__main__":
