@@ -14,6 +14,9 @@ dimension's most frequent training bin (what the data's marginals alone give) an
 
 Prints one line per measurement and writes a CSV of (step, seconds, accuracy) when ``--out`` is given; the
 lite preset's ASM budget in ``results/`` is chosen from these curves.
+
+Plotting the CSVs (one line per file, its majority-bin reference dashed):
+    python benchmarks/asm_accuracy.py --plot A.csv B.csv --labels "cheetah-run rme" "quadruped-walk me" --out X.png
 """
 
 from __future__ import annotations
@@ -40,9 +43,36 @@ def episode_split(episode_ends: np.ndarray, held_out: float, seed: int) -> np.nd
     return mask
 
 
+def plot(csv_paths: list[str], labels: list[str], out: str, budget: int | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for path, label in zip(csv_paths, labels, strict=True):
+        with open(path) as f:
+            rows = list(csv.DictReader(f))
+        steps = [int(r["step"]) for r in rows]
+        line = ax.plot(steps, [float(r["heldout_masked_accuracy"]) for r in rows], marker="o", ms=3, label=label)[0]
+        ax.axhline(float(rows[0]["majority_bin_accuracy"]), color=line.get_color(), ls="--", lw=1)
+    if budget:
+        ax.axvline(budget, color="grey", ls=":", lw=1, label=f"lite budget ({budget:,} steps)")
+    ax.set_xlabel("ASM gradient steps (batch 1024)")
+    ax.set_ylabel("held-out masked-token accuracy")
+    ax.set_title("ASM pre-training, d=64, 2 blocks (dashed: majority bin per dimension)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120, metadata={"Software": None})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--plot", nargs="+", help="plot these CSVs (written by --out) instead of training")
+    parser.add_argument("--labels", nargs="+")
+    parser.add_argument("--budget", type=int, help="mark this step count on the plot")
+    parser.add_argument("--dataset")
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--every", type=int, default=250)
     parser.add_argument("--preset", default="quick")
@@ -52,6 +82,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out")
     args = parser.parse_args()
+    if args.plot:
+        plot(args.plot, args.labels or args.plot, args.out or "asm_accuracy.png", args.budget)
+        return
+    if not args.dataset:
+        parser.error("--dataset is required (or --plot CSV...)")
     torch.set_num_threads(args.threads)
 
     import spin_bench
