@@ -54,8 +54,15 @@ def adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
 
 
 def maybe_compile(fn, enabled: bool, device: torch.device):
-    """``torch.compile(fn)`` on CUDA when asked; ``fn`` unchanged otherwise (CPU runs stay eager)."""
-    return torch.compile(fn) if enabled and device.type == "cuda" else fn
+    """``torch.compile(fn)`` when asked, ``fn`` unchanged otherwise.
+
+    On CPU, inductor calls eager's random ops (``fallback_random``): dropout draws the same masks from torch's
+    global RNG as the eager run, so a compiled run computes what the eager one does within float32 rounding. On
+    CUDA, inductor's own RNG draws the masks (a different random stream from eager's).
+    """
+    if not enabled:
+        return fn
+    return torch.compile(fn, options={"fallback_random": True} if device.type == "cpu" else None)
 
 
 class Agent(ABC):

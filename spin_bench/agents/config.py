@@ -1,4 +1,4 @@
-"""Frozen configs shared by the agents. Defaults are the paper's (SPIN, ICLR 2026, section 4 of REFERENCE.md).
+"""Frozen configs shared by the agents. Defaults are the paper's (SPIN, Landers et al., ICLR 2026, section 4).
 
 Each agent's own config subclasses one of these; ``spin_bench.agents.presets`` holds the named presets.
 """
@@ -38,7 +38,9 @@ class TrainConfig:
     always. Ignored on CPU and by the MLP and LSTM actors (F-IQL, BC, AR-IQL), which run float32 throughout;
     ``agent.precision`` says what a run used."""
     compile: bool = False
-    """``torch.compile`` the loss computation on CUDA (ignored on CPU)."""
+    """``torch.compile`` the loss computation (and SPIN's ASM forward pass) on first use, which takes tens of seconds
+    on CPU. On CPU the compiled run draws the same dropout masks as the eager one and equals it within float32
+    rounding; on CUDA inductor's own RNG draws them, a different random stream."""
 
     def __post_init__(self) -> None:
         for name in ("num_steps", "batch_size", "eval_every", "eval_episodes"):

@@ -24,8 +24,13 @@ def attention_with_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dr
     softmax, and dropout mask drawn from torch's global RNG as its math path, which is what it runs on CPU with
     dropout. Written out, the softmax over a few tokens runs as elementwise ops (see ``short_softmax``)."""
     scale = q.shape[-1] ** -0.25  # split between q and k as the math path does
-    weights = short_softmax((q * scale) @ (k * scale).transpose(-2, -1))
-    return F.dropout(weights, dropout) @ v
+    # One bmm over every (batch, head) pair: on CPU, matmul of 4-d permuted views takes a slower path to the same
+    # products. The dropout mask has the shape of the weights either way, so it is drawn from the same RNG draws.
+    lead, (tokens, head_dim) = q.shape[:-2], q.shape[-2:]
+    q, k = ((t * scale).reshape(-1, tokens, head_dim) for t in (q, k))
+    weights = short_softmax(torch.bmm(q, k.transpose(1, 2)))
+    y = torch.bmm(F.dropout(weights, dropout), v.reshape(-1, *v.shape[-2:]))
+    return y.view(*lead, *y.shape[-2:])
 
 
 class SelfAttention(nn.Module):
