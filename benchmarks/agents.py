@@ -5,8 +5,8 @@ Usage: python benchmarks/agents.py [--device cpu|cuda] [--threads 1] [--seconds 
                                    [--no-asm] [--no-eval] [--compile] [--rounds 1]
                                    [--compare PATH | --baseline-commit REV]
 
-For each preset, shape (cheetah-run: 17 obs dims, 6 x 3 bins; dog: 223 obs dims, 38 x 3 bins) and agent, a fresh
-process builds the agent and reports:
+For each preset (quick, lite, paper), shape (cheetah-run: 17 obs dims, 6 x 3 bins; quadruped-walk: 78, 12 x 3; dog:
+223, 38 x 3; by default cheetah-run and dog) and agent, a fresh process builds the agent and reports:
 
 - ``GFLOP``: the floating-point operations of one ``update`` (batch from the real sampler over 20k synthetic
   transitions), counted by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls and attention, plus a formula for
@@ -45,8 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-SHAPES = {"cheetah-run": (17, 6, 3), "dog": (223, 38, 3)}
-ENVS = {"cheetah-run": "cheetah-run", "dog": "dog-run"}
+SHAPES = {"cheetah-run": (17, 6, 3), "quadruped-walk": (78, 12, 3), "dog": (223, 38, 3)}
+ENVS = {"cheetah-run": "cheetah-run", "quadruped-walk": "quadruped-walk", "dog": "dog-run"}
 DATASET_ROWS = 20_000
 EVAL_EPISODES = 10
 EVAL_STEPS = 100
@@ -252,8 +252,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch threads on CPU (default: one core per run)")
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per row")
-    parser.add_argument("--presets", nargs="+", default=["quick", "paper"], choices=["quick", "paper"])
-    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--presets", nargs="+", default=["quick", "paper"], choices=["quick", "lite", "paper"])
+    parser.add_argument("--shapes", nargs="+", default=["cheetah-run", "dog"], choices=list(SHAPES))
     parser.add_argument("--agents", nargs="+", default=["spin", "saint", "f-iql", "ar-iql", "bc"])
     parser.add_argument("--no-asm", action="store_true", help="skip the ASM step rows")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation rows")
@@ -299,7 +299,7 @@ def report(args) -> None:
         print(f"old: {codes['old']}  new: {HERE.parents[1]}  (interleaved, {args.rounds} round(s), median shown)")
     head = f"{'GFLOP':>8}{'rate':>10}{'GFLOP/s':>9}{'roof':>7}{'share':>7}{'MiB':>7}"
     print(
-        f"{'preset':<7}{'shape':<12}{'row':<16}{head}"
+        f"{'preset':<7}{'shape':<16}{'row':<16}{head}"
         + (f"{'old rate':>10}{'share':>7}{'speed-up':>9}" if args.compare else "")
     )
     for preset in args.presets:
@@ -318,7 +318,7 @@ def report(args) -> None:
                         results[name].append(run(job, codes[name]))
                 rows = {name: sorted(rs, key=lambda r: r["rate"])[len(rs) // 2] for name, rs in results.items()}
                 new = rows["new"]
-                line = f"{preset:<7}{shape:<12}{label(what, preset):<16}{describe(new)}"
+                line = f"{preset:<7}{shape:<16}{label(what, preset):<16}{describe(new)}"
                 if "old" in rows:
                     old = rows["old"]
                     share = old["flops"] * old["rate"] / 1e9 / old["roofline"]
