@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 import spin_bench
-from spin_bench.behaviour.config import DecQNConfig, apply_overrides
-from spin_bench.behaviour.replay import NStepReplay
-from spin_bench.behaviour.trainer import DecQNLearner, learn_step, learner_matmul_precision, make_replay
+from spin_bench.pipeline.behaviour.config import DecQNConfig, apply_overrides
+from spin_bench.pipeline.behaviour.replay import NStepReplay
+from spin_bench.pipeline.behaviour.trainer import DecQNLearner, learn_step, learner_matmul_precision, make_replay
 
 
 def learner_rate(

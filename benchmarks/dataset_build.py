@@ -77,11 +77,12 @@ def startup_cpu(config: rollout.RolloutConfig, workers: int) -> float:
 def build_throughput(task: str, episodes: int, workers: int) -> dict:
     import torch
 
-    from spin_bench.behaviour.network import DecoupledQNetwork
-    from spin_bench.behaviour.policy import save_snapshot
     from spin_bench.datasets.build import build_dataset
-    from spin_bench.datasets.catalog import CATALOG_FORMAT, Catalog, entry_json
+    from spin_bench.datasets.catalog import CATALOG_FORMAT, Catalog
     from spin_bench.datasets.minari_io import minari_env
+    from spin_bench.pipeline.behaviour.network import DecoupledQNetwork
+    from spin_bench.pipeline.behaviour.policy import save_snapshot
+    from spin_bench.pipeline.catalog_edit import EditableCatalog, entry_json
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -113,7 +114,7 @@ def build_throughput(task: str, episodes: int, workers: int) -> dict:
             entry["checkpoints"][name]["sha256"] = save_snapshot(tmp / f"{name}.pt", DecoupledQNetwork(obs_dim, nvec))
         entry["reference_scores"]["random"]["value"] = 0.0
         entry["reference_scores"]["expert"]["value"] = 1000.0
-        catalog = Catalog({"format": CATALOG_FORMAT, "remotes": [], "entries": [entry]}, tmp / "catalog.json")
+        catalog = EditableCatalog({"format": CATALOG_FORMAT, "remotes": [], "entries": [entry]}, tmp / "catalog.json")
         catalog.save()
         config = rollout.RolloutConfig(spin_bench.env_id(task), {}, {"expert": str(tmp / "expert.pt")}, 1000)
         start_cpu = startup_cpu(config, workers) if workers > 1 else 0.0

@@ -29,9 +29,10 @@ def write_tiny_catalog(folder: Path, *, random_ref: float = 5.0, expert_ref: flo
     """
     import torch
 
-    from spin_bench.behaviour.network import DecoupledQNetwork
-    from spin_bench.behaviour.policy import save_snapshot
-    from spin_bench.datasets.catalog import CATALOG_FORMAT, Catalog, entry_json
+    from spin_bench.datasets.catalog import CATALOG_FORMAT
+    from spin_bench.pipeline.behaviour.network import DecoupledQNetwork
+    from spin_bench.pipeline.behaviour.policy import save_snapshot
+    from spin_bench.pipeline.catalog_edit import EditableCatalog, entry_json
 
     entry = entry_json(
         TINY_TASK,
@@ -62,7 +63,7 @@ def write_tiny_catalog(folder: Path, *, random_ref: float = 5.0, expert_ref: flo
     entry["expert_target"] = 450.0  # random test networks: the paper's target does not apply
     raw = {"format": CATALOG_FORMAT, "maintainers": {"author": "spin-bench tests"}, "remotes": [], "entries": [entry]}
     path = folder / "catalog.json"
-    Catalog(raw, path).save()
+    EditableCatalog(raw, path).save()
     return path
 
 
@@ -111,14 +112,18 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def launch_cli(args: list[str], *, sigint=signal.SIG_DFL, **popen_kwargs) -> subprocess.Popen:
+def launch_cli(
+    args: list[str], *, sigint=signal.SIG_DFL, cli: str = "spin_bench.cli", **popen_kwargs
+) -> subprocess.Popen:
     """Start ``spin-bench ARGS`` as a user would, in its own process group (signal it with ``os.killpg``).
+
+    ``cli``: the command's package (``spin_bench.pipeline.cli`` for ``spin-bench-maintain``).
 
     ``sigint``: SIG_DFL is a terminal's foreground job, where Ctrl-C interrupts; SIG_IGN is a job that a script
     started with ``&``. Set explicitly, because pytest itself may run with SIGINT ignored and would pass that on.
     """
     return subprocess.Popen(
-        [sys.executable, "-c", "from spin_bench.cli import main; main()", *args],
+        [sys.executable, "-c", f"from {cli} import main; main()", *args],
         start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
         **popen_kwargs,

@@ -11,12 +11,13 @@ import pytest
 import torch
 from conftest import launch_cli
 
-from spin_bench.behaviour.config import DecQNConfig
-from spin_bench.behaviour.network import DecoupledQNetwork
-from spin_bench.behaviour.policy import epsilon_greedy, load_behaviour_policy, save_snapshot
-from spin_bench.behaviour.replay import NStepReplay
-from spin_bench.behaviour.trainer import DecQNLearner
-from spin_bench.behaviour.workers import _NStepAccumulator
+from spin_bench.datasets.snapshot import SnapshotError, epsilon_greedy, load_snapshot_policy
+from spin_bench.pipeline.behaviour.config import DecQNConfig
+from spin_bench.pipeline.behaviour.network import DecoupledQNetwork
+from spin_bench.pipeline.behaviour.policy import load_behaviour_policy, save_snapshot
+from spin_bench.pipeline.behaviour.replay import NStepReplay
+from spin_bench.pipeline.behaviour.trainer import DecQNLearner
+from spin_bench.pipeline.behaviour.workers import _NStepAccumulator
 
 
 def test_n_step_returns_bootstrap_through_truncation_but_not_termination():
@@ -75,13 +76,13 @@ def test_snapshot_round_trip_is_weights_only_and_acts_identically(tmp_path):
     # Padded bins are never chosen.
     assert (policy.act(obs, 1.0, np.random.default_rng(0))[:, 2] < 2).all()
     torch.save({"format": "something else"}, tmp_path / "bad.pt")
-    with pytest.raises(ValueError, match="not a spin-bench behaviour snapshot"):
+    with pytest.raises(SnapshotError, match="not a spin-bench behaviour snapshot"):
         load_behaviour_policy(tmp_path / "bad.pt")
 
 
 def test_symlog_observation_transform_squashes_outliers_and_survives_a_snapshot(tmp_path):
-    from spin_bench.behaviour.config import apply_overrides
-    from spin_bench.behaviour.network import symlog
+    from spin_bench.pipeline.behaviour.config import apply_overrides
+    from spin_bench.pipeline.behaviour.network import symlog
 
     x = torch.tensor([-8e4, -1.0, 0.0, 0.5, 8e4])
     expected = torch.tensor([-np.log1p(8e4), -np.log(2.0), 0.0, np.log(1.5), np.log1p(8e4)], dtype=torch.float32)
@@ -108,8 +109,6 @@ def test_symlog_observation_transform_squashes_outliers_and_survives_a_snapshot(
 
 
 def test_layer_norm_after_every_hidden_layer_bounds_q_on_extreme_inputs_and_survives_a_snapshot(tmp_path):
-    from spin_bench.datasets.inference import NumpyGreedy
-
     torch.manual_seed(0)
     first = DecoupledQNetwork(17, [3, 3], (64, 64))
     every = DecoupledQNetwork(17, [3, 3], (64, 64), layer_norm="all")
@@ -132,8 +131,7 @@ def test_layer_norm_after_every_hidden_layer_bounds_q_on_extreme_inputs_and_surv
     save_snapshot(tmp_path / "s.pt", every)
     loaded = load_behaviour_policy(tmp_path / "s.pt").network
     torch.testing.assert_close(loaded(obs), every(obs))
-    fast = NumpyGreedy.from_network(loaded)
-    assert fast is not None
+    fast = load_snapshot_policy(tmp_path / "s.pt").greedy  # the rollouts' torch-free forward pass
     np.testing.assert_array_equal(np.concatenate([fast(o[None]) for o in obs.numpy()]), loaded(obs).argmax(-1).numpy())
 
 
@@ -143,8 +141,6 @@ def _third_differences(utilities: torch.Tensor) -> float:
 
 
 def test_utility_basis_makes_each_dimension_a_polynomial_over_its_bins_and_folds_into_a_plain_snapshot(tmp_path):
-    from spin_bench.datasets.inference import NumpyGreedy
-
     torch.manual_seed(0)
     obs = torch.randn(64, 17) * 3
     basis = DecoupledQNetwork(17, [9, 9, 9], (32, 32), layer_norm="all", utility_basis=3)
@@ -162,8 +158,7 @@ def test_utility_basis_makes_each_dimension_a_polynomial_over_its_bins_and_folds
     save_snapshot(tmp_path / "s.pt", plain)
     loaded = load_behaviour_policy(tmp_path / "s.pt").network
     torch.testing.assert_close(loaded(obs), utilities, atol=1e-5, rtol=1e-5)
-    fast = NumpyGreedy.from_network(loaded)
-    assert fast is not None
+    fast = load_snapshot_policy(tmp_path / "s.pt").greedy  # the rollouts' torch-free forward pass
     np.testing.assert_array_equal(np.concatenate([fast(o[None]) for o in obs.numpy()]), loaded(obs).argmax(-1).numpy())
 
     with pytest.raises(ValueError, match=r"utility_basis=9 must be 0 or in \[2, 8\] for 9 bins"):
@@ -175,7 +170,7 @@ def test_utility_basis_makes_each_dimension_a_polynomial_over_its_bins_and_folds
 
 
 def test_training_with_a_utility_basis_snapshots_plain_networks_and_resumes(tmp_path):
-    from spin_bench.behaviour import trainer
+    from spin_bench.pipeline.behaviour import trainer
 
     threads = torch.get_num_threads()
     config = DecQNConfig(hidden=(32, 32), learning_starts=500, eval_interval=1000, eval_episodes=1,
@@ -245,9 +240,12 @@ def test_learner_solves_a_contextual_bandit():
     np.testing.assert_array_equal(greedy, [[0] * num_dims, [2] * num_dims])
 
 
+MAINTAIN = "spin_bench.pipeline.cli"
+
+
 def _run_cli(*args, check=True):
     return subprocess.run(
-        [sys.executable, "-c", "from spin_bench.cli import main; main()", *args],
+        [sys.executable, "-c", "from spin_bench.pipeline.cli import main; main()", *args],
         capture_output=True,
         text=True,
         check=check,
@@ -315,7 +313,7 @@ def test_behaviour_train_cli_writes_curve_snapshots_and_resumes(tmp_path):
 def test_a_stop_signal_checkpoints_between_chunks_and_the_same_command_resumes(tmp_path, sig):
     run = tmp_path / "run"
     args = ["behaviour", "train", "--task", "finger-spin", "--env-steps", "100000", "--out", str(run), "--workers", "1"]
-    process = launch_cli([*args, *TINY], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = launch_cli([*args, *TINY], cli=MAINTAIN, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     _wait_for_first_evaluation(run, process)
     os.killpg(process.pid, sig)  # the whole group, as a terminal's Ctrl-C or a job scheduler does
     output = process.communicate(timeout=120)[0]
@@ -333,7 +331,7 @@ def test_a_stop_signal_checkpoints_between_chunks_and_the_same_command_resumes(t
 
 
 def test_a_kill_between_replay_and_checkpoint_resumes_from_the_matching_pair(tmp_path, monkeypatch):
-    from spin_bench.behaviour import trainer
+    from spin_bench.pipeline.behaviour import trainer
 
     run = tmp_path / "run"
     config = DecQNConfig(hidden=(32, 32), learning_starts=500, eval_interval=1000, eval_episodes=2,
@@ -380,7 +378,7 @@ def test_sigint_ignored_at_launch_stays_ignored_and_sigterm_still_stops(tmp_path
     run = tmp_path / "run"
     args = ["behaviour", "train", "--task", "finger-spin", "--env-steps", "100000", "--out", str(run), "--workers", "1"]
     process = launch_cli(
-        [*args, *TINY], sigint=signal.SIG_IGN, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*args, *TINY], sigint=signal.SIG_IGN, cli=MAINTAIN, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     _wait_for_first_evaluation(run, process)
     os.killpg(process.pid, signal.SIGINT)
@@ -425,7 +423,7 @@ def test_behaviour_cli_rejects_bad_input_in_one_line(tmp_path):
 
 
 def test_matmul_precision_applies_to_the_learner_updates_only_while_training(tmp_path, monkeypatch):
-    from spin_bench.behaviour import trainer
+    from spin_bench.pipeline.behaviour import trainer
 
     seen, update, threads = set(), trainer.DecQNLearner.update, torch.get_num_threads()
 
@@ -447,7 +445,7 @@ def test_matmul_precision_applies_to_the_learner_updates_only_while_training(tmp
 
 
 def test_export_picks_final_as_expert_and_half_return_as_medium(tmp_path):
-    from spin_bench.behaviour.export import select_snapshots
+    from spin_bench.pipeline.behaviour.export import select_snapshots
 
     curve = [{"env_steps": s, "eval_return_mean": r} for s, r in [(1, 50), (2, 290), (3, 340), (4, 500), (5, 640)]]
     chosen = select_snapshots(curve)
@@ -467,7 +465,7 @@ def test_export_picks_final_as_expert_and_half_return_as_medium(tmp_path):
     assert "expert: step 3,000" in out.stdout and "medium: step 2,000" in out.stdout
     record = json.loads((tmp_path / "dest" / "behaviour.json").read_text())
     assert record["snapshots"]["medium"]["env_steps"] == 2000
-    assert record["command"].startswith("spin-bench behaviour train --task finger-spin --bins 3 --seed 0")
+    assert record["command"].startswith("spin-bench-maintain behaviour train --task finger-spin --bins 3 --seed 0")
     assert load_behaviour_policy(tmp_path / "dest" / "expert.pt").metadata["env_steps"] == 3000
     assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == [
         "behaviour.json",
@@ -493,7 +491,7 @@ def test_export_of_a_chosen_step_picks_the_medium_before_it_and_records_the_exac
     assert "expert: step 3,000" in out.stdout and "medium: step 2,000" in out.stdout
     record = json.loads((tmp_path / "dest" / "behaviour.json").read_text())
     assert record["command"] == (
-        "spin-bench behaviour train --task finger-spin --bins 3 --seed 2 --env-steps 3000 "
+        "spin-bench-maintain behaviour train --task finger-spin --bins 3 --seed 2 --env-steps 3000 "
         "--set hidden=32,32 --set learning_rate=0.0001"
     )
     assert load_behaviour_policy(tmp_path / "dest" / "expert.pt").metadata["env_steps"] == 3000
@@ -560,7 +558,7 @@ def test_diagnose_reports_large_features_and_flags_impossible_q_values(tmp_path)
 
 
 def test_divergence_warning_flags_impossible_q_or_diverging_td_loss_but_not_a_learning_run():
-    from spin_bench.behaviour.trainer import divergence_warning
+    from spin_bench.pipeline.behaviour.trainer import divergence_warning
 
     def curve(losses):
         return [{"loss": loss} for loss in losses]
@@ -600,7 +598,7 @@ def test_target_clip_bounds_the_td_target_by_what_rewards_allow(target_clip, los
 
 
 def test_learner_and_replay_checkpoints_restore_exactly(tmp_path):
-    from spin_bench.behaviour.trainer import TrainState, _restore_learner, _save_checkpoint
+    from spin_bench.pipeline.behaviour.trainer import TrainState, _restore_learner, _save_checkpoint
 
     rng = np.random.default_rng(0)
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from spin_bench.behaviour.config import DecQNConfig
-from spin_bench.behaviour.replay import FIELDS, NStepReplay, PrioritizedReplay
-from spin_bench.behaviour.trainer import DecQNLearner, make_replay
+from spin_bench.pipeline.behaviour.config import DecQNConfig
+from spin_bench.pipeline.behaviour.replay import FIELDS, NStepReplay, PrioritizedReplay
+from spin_bench.pipeline.behaviour.trainer import DecQNLearner, make_replay
 
 
 def _rows(count, start=0, obs_dim=2, dims=3):
@@ -125,7 +125,7 @@ def test_behaviour_train_with_prioritized_replay_learns_checkpoints_priorities_a
 
     def train(env_steps):
         return subprocess.run(
-            [sys.executable, "-c", "from spin_bench.cli import main; main()", "behaviour", "train",
+            [sys.executable, "-c", "from spin_bench.pipeline.cli import main; main()", "behaviour", "train",
              "--task", "finger-spin", "--env-steps", str(env_steps), "--out", str(run), "--workers", "1", *tiny],
             capture_output=True, text=True, check=True,
         )  # fmt: skip

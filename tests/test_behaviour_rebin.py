@@ -6,9 +6,9 @@ import pytest
 import torch
 from test_behaviour import TINY, _curve, _run_cli
 
-from spin_bench.behaviour.network import DecoupledQNetwork
-from spin_bench.behaviour.policy import load_behaviour_policy, sha256_file
-from spin_bench.behaviour.rebin import evaluate_snapshot, rebin_network
+from spin_bench.pipeline.behaviour.network import DecoupledQNetwork
+from spin_bench.pipeline.behaviour.policy import load_behaviour_policy, sha256_file
+from spin_bench.pipeline.behaviour.rebin import evaluate_snapshot, rebin_network
 
 
 def test_rebinned_utilities_are_the_source_on_its_bins_and_its_quadratic_between_them():
@@ -64,7 +64,9 @@ def test_rebin_cli_makes_an_export_that_behaviour_train_continues_at_the_new_bin
     assert f"continue with --init-from {rebinned} --set utility_basis=3" in " ".join(out.stdout.split())
     record = json.loads((rebinned / "behaviour.json").read_text())
     assert (record["task"], record["bins"], record["decqn"]["utility_basis"]) == ("finger-spin", 9, 3)
-    assert record["command"] == f"spin-bench behaviour rebin {export.as_posix()} --bins 9 --dest {rebinned.as_posix()}"
+    assert record["command"] == (
+        f"spin-bench-maintain behaviour rebin {export.as_posix()} --bins 9 --dest {rebinned.as_posix()}"
+    )
     assert record["init_from"]["path"] == export.as_posix()
     assert record["init_from"]["expert_sha256"] == expert["sha256"]
     for quality, snap in record["snapshots"].items():

@@ -6,12 +6,12 @@ import pytest
 import torch
 from test_behaviour import TINY, _curve, _run_cli
 
-from spin_bench.behaviour.config import DecQNConfig
-from spin_bench.behaviour.export import export_snapshots
-from spin_bench.behaviour.network import DecoupledQNetwork
-from spin_bench.behaviour.policy import save_snapshot
-from spin_bench.behaviour.trainer import DecQNLearner, TrainState, _warm_start
-from spin_bench.behaviour.warm_start import load_warm_start
+from spin_bench.pipeline.behaviour.config import DecQNConfig
+from spin_bench.pipeline.behaviour.export import export_snapshots
+from spin_bench.pipeline.behaviour.network import DecoupledQNetwork
+from spin_bench.pipeline.behaviour.policy import save_snapshot
+from spin_bench.pipeline.behaviour.trainer import DecQNLearner, TrainState, _warm_start
+from spin_bench.pipeline.behaviour.warm_start import load_warm_start
 
 
 def _export(tmp_path, networks, returns, bins=7):

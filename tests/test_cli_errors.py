@@ -168,11 +168,12 @@ def test_run_on_a_damaged_dataset_is_a_data_failure_with_the_fix(trained, tmp_pa
 
 
 def test_publish_to_a_missing_bucket_is_a_remote_failure(tiny_catalog, gcs_remote):
-    from spin_bench.datasets.build import build_dataset
+    from spin_bench.pipeline.cli import app as maintain_app
+    from spin_bench.pipeline.record import record_dataset
 
     dataset = "spin/cheetah-run/random-v0"
-    build_dataset(dataset, workers=1, progress=False, record=True)
-    result = CliRunner().invoke(app, ["datasets", "publish", dataset, "--remote", "gcp://missing-bucket"])
+    record_dataset(dataset, workers=1, progress=False)
+    result = CliRunner().invoke(maintain_app, ["publish", dataset, "--remote", "gcp://missing-bucket"])
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]  # after the "Uploading ..." progress line

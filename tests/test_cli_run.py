@@ -41,6 +41,7 @@ def test_run_trains_evaluates_writes_the_run_folder_and_skips_when_finished(tiny
     config = json.loads((folder / "config.json").read_text())
     assert config["agent_config"]["num_steps"] == 200 and config["dataset_id"] == "spin/cheetah-run/medium-v0"
     assert config["versions"]["torch"] and "git_commit" in config and config["device"] == "cpu"
+    assert config["host"]["torch_threads"] == 1 and config["host"]["cpu_model"]  # reports name the machine
     rows = read_metrics(folder)
     assert [r["step"] for r in rows] == [100, 200]
     assert rows[0]["wall_seconds"] < rows[1]["wall_seconds"]
@@ -206,7 +207,7 @@ def test_task_all_means_the_tasks_whose_datasets_can_be_had(tmp_path, monkeypatc
 def test_task_all_names_each_task_it_skips_and_why_in_one_line(tmp_path, monkeypatch):
     from conftest import write_tiny_catalog
 
-    from spin_bench.datasets.catalog import Catalog
+    from spin_bench.pipeline.catalog_edit import EditableCatalog
 
     # Two entries: cheetah-run's expert meets its target, a second one's (a copy named walker-walk) does not.
     path = write_tiny_catalog(tmp_path / "two")
@@ -214,7 +215,7 @@ def test_task_all_names_each_task_it_skips_and_why_in_one_line(tmp_path, monkeyp
     below = json.loads(json.dumps(raw["entries"][0]).replace("cheetah-run", "walker-walk"))
     below["expert_target"] = 900.0
     raw["entries"].append(below)
-    Catalog(raw, path).save()
+    EditableCatalog(raw, path).save()
     monkeypatch.setenv("SPIN_BENCH_CATALOG", str(path))
     # --steps -1 is refused after the task list is resolved and before any work.
     result = CliRunner().invoke(app, ["run", "bc", "--task", "all", "--steps", "-1", "--out", str(tmp_path / "r")])

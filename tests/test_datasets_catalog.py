@@ -88,8 +88,10 @@ def test_unknown_id_lists_closest(tiny_catalog):
 
 
 def test_catalog_roundtrip_keeps_the_file(tiny_catalog):
+    from spin_bench.pipeline.catalog_edit import EditableCatalog
+
     before = tiny_catalog.read_text()
-    load_catalog().save()
+    EditableCatalog.read().save()
     assert tiny_catalog.read_text() == before
 
 
@@ -134,17 +136,25 @@ def test_normalized_score_without_expert_reference_says_what_exists(tmp_path, mo
     assert spin_bench.normalized_score("cheetah-run", 664.57, reference="paper") == pytest.approx(100.0)
 
 
-def test_rollout_forward_pass_matches_torch_with_symlog_observations():
+def _snapshot_policies(tmp_path, network):
+    """The rollout's torch-free policy and the trainer's torch policy of one saved snapshot."""
+    from spin_bench.datasets.snapshot import load_snapshot_policy
+    from spin_bench.pipeline.behaviour.policy import load_behaviour_policy, save_snapshot
+
+    save_snapshot(tmp_path / "s.pt", network)
+    return load_snapshot_policy(tmp_path / "s.pt"), load_behaviour_policy(tmp_path / "s.pt")
+
+
+def test_rollout_forward_pass_matches_torch_with_symlog_observations(tmp_path):
     import torch
 
-    from spin_bench.behaviour.network import DecoupledQNetwork
-    from spin_bench.behaviour.policy import BehaviourPolicy
-    from spin_bench.datasets.inference import NUMPY_EVALUATION, rollout_policy
+    from spin_bench.datasets.snapshot import NUMPY_EVALUATION
+    from spin_bench.pipeline.behaviour.network import DecoupledQNetwork
+    from spin_bench.pipeline.behaviour.policy import BehaviourPolicy
 
     torch.manual_seed(0)
     network = DecoupledQNetwork(24, [3, 3, 3], hidden=(64, 64), observation_transform="symlog").eval()
-    policy = BehaviourPolicy(network=network, metadata={})
-    fast = rollout_policy(policy)
+    fast, policy = _snapshot_policies(tmp_path, network)
     assert fast.evaluation == NUMPY_EVALUATION
     # Dog-like observations: mostly O(1), a few features in the tens of thousands.
     rng = np.random.default_rng(2)
@@ -158,27 +168,58 @@ def test_rollout_forward_pass_matches_torch_with_symlog_observations():
     assert not np.array_equal(got, BehaviourPolicy(network=plain, metadata={}).greedy(obs))
 
 
-def test_rollout_forward_pass_matches_torch():
+def test_rollout_forward_pass_matches_torch(tmp_path):
     import torch
-    from torch import nn
 
-    from spin_bench.behaviour.network import DecoupledQNetwork
-    from spin_bench.behaviour.policy import BehaviourPolicy
-    from spin_bench.datasets.inference import NUMPY_EVALUATION, TORCH_EVALUATION, NumpyGreedy, rollout_policy
+    from spin_bench.datasets.snapshot import SnapshotError, load_snapshot_policy
+    from spin_bench.pipeline.behaviour.network import DecoupledQNetwork
+    from spin_bench.pipeline.behaviour.policy import save_snapshot
 
     torch.manual_seed(0)
-    network = DecoupledQNetwork(24, [3, 5, 2, 4], hidden=(64, 64)).eval()
-    policy = BehaviourPolicy(network=network, metadata={})
-    fast = rollout_policy(policy)
-    assert fast.evaluation == NUMPY_EVALUATION
-    obs = np.random.default_rng(1).standard_normal((500, 24)).astype(np.float32) * 3
-    got = np.concatenate([fast.greedy(o[None]) for o in obs])
-    np.testing.assert_array_equal(got, policy.greedy(obs))
-    assert np.all(got < np.array([3, 5, 2, 4]))  # padded bins are never chosen
-    # Same exploration stream as BehaviourPolicy.act.
-    a = fast.act(obs[:1], 0.5, np.random.default_rng(7))
-    np.testing.assert_array_equal(a, policy.act(obs[:1], 0.5, np.random.default_rng(7)))
-    # Layers it does not know: act through torch.
-    network.torso.append(nn.Tanh())
-    assert NumpyGreedy.from_network(network) is None
-    assert rollout_policy(policy).evaluation == TORCH_EVALUATION
+    for layer_norm in ("first", "all"):
+        network = DecoupledQNetwork(24, [3, 5, 2, 4], hidden=(64, 64), layer_norm=layer_norm).eval()
+        fast, policy = _snapshot_policies(tmp_path, network)
+        obs = np.random.default_rng(1).standard_normal((500, 24)).astype(np.float32) * 3
+        got = np.concatenate([fast.greedy(o[None]) for o in obs])
+        np.testing.assert_array_equal(got, policy.greedy(obs))
+        assert np.all(got < np.array([3, 5, 2, 4]))  # padded bins are never chosen
+        # Same exploration stream as the torch policy's act.
+        a = fast.act(obs[:1], 0.5, np.random.default_rng(7))
+        np.testing.assert_array_equal(a, policy.act(obs[:1], 0.5, np.random.default_rng(7)))
+    # A network the numpy pass does not evaluate is refused in one line, never acted with.
+    save_snapshot(tmp_path / "basis.pt", DecoupledQNetwork(24, [9, 9], hidden=(8,), utility_basis=3))
+    with pytest.raises(SnapshotError, match=r"basis.pt: cannot act with this snapshot \(a snapshot with a utility"):
+        load_snapshot_policy(tmp_path / "basis.pt")
+
+
+def test_snapshot_reader_refuses_what_a_snapshot_does_not_hold(tmp_path):
+    import torch
+
+    from spin_bench.datasets.snapshot import SnapshotError, read_snapshot
+
+    torch.save({"format": "spin-bench/decqn-snapshot-v1", "x": np.float64(1.0)}, tmp_path / "numpy.pt")
+    with pytest.raises(SnapshotError, match=r"numpy.pt: not a readable behaviour snapshot \(it references numpy"):
+        read_snapshot(tmp_path / "numpy.pt")
+    torch.save({"format": "something else"}, tmp_path / "other.pt")
+    with pytest.raises(SnapshotError, match="not a spin-bench behaviour snapshot \\(format='something else'\\)"):
+        read_snapshot(tmp_path / "other.pt")
+    (tmp_path / "text.pt").write_text("not a zip")
+    with pytest.raises(SnapshotError, match="text.pt: not a readable behaviour snapshot"):
+        read_snapshot(tmp_path / "text.pt")
+
+
+def test_shipped_snapshots_read_without_torch_as_torch_reads_them():
+    """The torch-free reader returns exactly torch.load's arrays for every checkpoint the catalog lists."""
+    import torch
+
+    from spin_bench.datasets.snapshot import read_snapshot
+
+    paths = sorted({cp.path for entry in load_catalog() for cp in entry.checkpoints.values() if cp.path.is_file()})
+    assert len(paths) >= 20
+    for path in paths:
+        expected, got = torch.load(path, weights_only=True), read_snapshot(path)
+        assert got["architecture"] == expected["architecture"] and got["metadata"] == expected["metadata"]
+        assert set(got["state_dict"]) == set(expected["state_dict"])
+        for name, tensor in expected["state_dict"].items():
+            assert got["state_dict"][name].dtype == tensor.numpy().dtype
+            np.testing.assert_array_equal(got["state_dict"][name], tensor.numpy(), err_msg=f"{path}: {name}")

@@ -8,12 +8,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from spin_bench.cli.datasets import app as datasets_app
-from spin_bench.datasets.build import build_dataset
-from spin_bench.datasets.card import render_card
-from spin_bench.datasets.catalog import default_catalog_path, edit_catalog, expert_status, expert_target, load_catalog
-from spin_bench.datasets.fingerprint import _TieWatch, check_prefix, compare_prefix, prefix_positions, simulate_prefix
+from spin_bench.datasets.catalog import default_catalog_path, expert_status, expert_target, load_catalog
 from spin_bench.datasets.minari_io import episode_returns, local_dataset_dir
+from spin_bench.pipeline.card import render_card
+from spin_bench.pipeline.catalog_edit import edit_catalog
+from spin_bench.pipeline.cli import app as maintain_app
+from spin_bench.pipeline.fingerprint import _TieWatch, check_prefix, compare_prefix, prefix_positions, simulate_prefix
+from spin_bench.pipeline.record import record_dataset
 
 RME = "spin/cheetah-run/random-medium-expert-v0"
 EXPERT = "spin/cheetah-run/expert-v0"
@@ -28,7 +29,7 @@ def test_prefix_takes_the_first_episode_of_every_segment(tiny_catalog):
 
 
 def test_recorded_build_carries_a_prefix_that_resimulation_matches(tiny_catalog):
-    build_dataset(RME, workers=1, progress=False, record=True)
+    record_dataset(RME, workers=1, progress=False)
     catalog = load_catalog()
     entry, ds = catalog.lookup(RME)
     recorded = ds.raw["prefix"]
@@ -38,7 +39,7 @@ def test_recorded_build_carries_a_prefix_that_resimulation_matches(tiny_catalog)
     assert recorded["returns"] == pytest.approx(list(built), abs=1e-3)
     assert compare_prefix(recorded, simulate_prefix(entry, ds)) == []
 
-    result = CliRunner().invoke(datasets_app, ["check-prefix", RME])
+    result = CliRunner().invoke(maintain_app, ["check-prefix", RME])
     assert result.exit_code == 0, result.output
 
     # A return no rounding tie explains (the random policy's has no greedy decisions) stays a failure.
@@ -50,28 +51,28 @@ def test_recorded_build_carries_a_prefix_that_resimulation_matches(tiny_catalog)
 
 
 def test_check_prefix_catches_a_changed_recipe(tiny_catalog):
-    build_dataset(EXPERT, workers=1, progress=False, record=True)
+    record_dataset(EXPERT, workers=1, progress=False)
     raw = json.loads(tiny_catalog.read_text())
     segment = raw["entries"][0]["datasets"][EXPERT]["recipe"]["segments"][0]
     segment["epsilon"] = 0.5  # what a silently edited recipe would do
     tiny_catalog.write_text(json.dumps(raw))
-    result = CliRunner().invoke(datasets_app, ["check-prefix", EXPERT])
+    result = CliRunner().invoke(maintain_app, ["check-prefix", EXPERT])
     assert result.exit_code == 1
     assert f"{EXPERT}: MISMATCH" in result.output and "prefix episode 0: return" in result.output
 
 
 def test_check_prefix_can_backfill_from_an_installed_build(tiny_catalog):
-    build_dataset(EXPERT, workers=1, progress=False, record=True)
+    record_dataset(EXPERT, workers=1, progress=False)
     with edit_catalog() as catalog:  # a build recorded before prefixes existed
         del catalog.raw["entries"][0]["datasets"][EXPERT]["prefix"]
-    result = CliRunner().invoke(datasets_app, ["check-prefix", "--record-from-installed"])
+    result = CliRunner().invoke(maintain_app, ["check-prefix", "--record-from-installed"])
     assert result.exit_code == 0, result.output
     assert "prefix of 1 episodes recorded" in result.output and f"{EXPERT}: OK" in result.output
     assert "prefix" in load_catalog().dataset(EXPERT).raw
 
 
 def test_check_prefix_without_any_recorded_prefix_is_a_one_line_error(tiny_catalog):
-    result = CliRunner().invoke(datasets_app, ["check-prefix"])
+    result = CliRunner().invoke(maintain_app, ["check-prefix"])
     assert result.exit_code == 2
     assert "no dataset in the catalog has a recorded prefix" in result.output
 
@@ -90,7 +91,7 @@ def test_catalog_edits_from_several_processes_are_all_kept(tiny_catalog):
     for p in procs:
         p.join()
     assert all(p.exitcode == 0 for p in procs)
-    build_dataset(EXPERT, workers=1, progress=False, record=True, catalog=stale)
+    record_dataset(EXPERT, workers=1, progress=False, catalog=stale)
     catalog = load_catalog()
     assert catalog.task_entry("cheetah-run").reference["random"].value == 7.5
     assert catalog.dataset(EXPERT).sha256 is not None
@@ -106,15 +107,15 @@ def test_card_lists_every_entry_and_marks_targets(tiny_catalog):
     assert expert_status(entry) == "below target"
     text = render_card(catalog)
     assert "| cheetah-run | 3 | 6 | 17 | 729 | 5.0 | 500.0 (564.9) | below target | – | – |" in text
-    build_dataset(EXPERT, workers=1, progress=False, record=True)  # reads the file, with its target of 450
+    record_dataset(EXPERT, workers=1, progress=False)  # reads the file, with its target of 450
     stats = load_catalog().dataset(EXPERT).stats
     assert f"0.002M / {stats['return_mean']:,.1f}" in render_card(load_catalog())
 
 
 def test_committed_dataset_card_is_generated_from_the_catalog():
-    result = CliRunner().invoke(datasets_app, ["card", "--check"])
+    result = CliRunner().invoke(maintain_app, ["card", "--check"])
     assert result.exit_code == 0, (
-        f"{result.output} datasets/README.md is stale: run `spin-bench datasets card` and commit it"
+        f"{result.output} datasets/README.md is stale: run `spin-bench-maintain card` and commit it"
     )
     assert default_catalog_path().parent.joinpath("README.md").is_file()
 
@@ -130,7 +131,7 @@ def test_every_recorded_catalog_dataset_has_a_prefix_fingerprint():
     assert recorded, "the catalog records no built dataset"
     missing = [i for i in recorded if "prefix" not in catalog.dataset(i).raw]
     assert not missing, (
-        f"recorded without a prefix (spin-bench datasets check-prefix --record-from-installed): {missing}"
+        f"recorded without a prefix (spin-bench-maintain check-prefix --record-from-installed): {missing}"
     )
 
 
@@ -143,17 +144,18 @@ def test_catalog_dataset_prefix_rebuilds_from_its_checkpoints(dataset_id):
     assert problems == [], notes  # notes: episodes another CPU's float32 rounding can send another way
 
 
-def test_tie_watch_flags_greedy_decisions_float32_rounding_could_flip_and_acts_unchanged():
-    from spin_bench.behaviour.network import DecoupledQNetwork
-    from spin_bench.behaviour.policy import BehaviourPolicy
-    from spin_bench.datasets.inference import rollout_policy
+def test_tie_watch_flags_greedy_decisions_float32_rounding_could_flip_and_acts_unchanged(tmp_path):
+    from spin_bench.datasets.snapshot import load_snapshot_policy
+    from spin_bench.pipeline.behaviour.network import DecoupledQNetwork
+    from spin_bench.pipeline.behaviour.policy import save_snapshot
 
     torch.manual_seed(0)
     network = DecoupledQNetwork(6, [3, 3], (16,))
     with torch.no_grad():  # dimension 0: bins 0 and 2 get the same, best utility, so they tie on every input
         network.head.weight[2] = network.head.weight[0]
         network.head.bias[0] = network.head.bias[2] = 100.0
-    policy = rollout_policy(BehaviourPolicy(network, {}))
+    save_snapshot(tmp_path / "tie.pt", network)
+    policy = load_snapshot_policy(tmp_path / "tie.pt")
     watch = _TieWatch(policy)
     obs = np.random.default_rng(0).standard_normal((20, 1, 6)).astype(np.float32)
     acted = [watch.act(o, 0.1, np.random.default_rng(k)) for k, o in enumerate(obs)]

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import spin_bench
 from spin_bench.cli.datasets import app as datasets_app
 from spin_bench.datasets.build import build_dataset
-from spin_bench.datasets.catalog import CATALOG_FORMAT, Catalog, CatalogError, entry_json, load_catalog
+from spin_bench.datasets.catalog import CATALOG_FORMAT, CatalogError, load_catalog
 from spin_bench.datasets.digest import (
     DIGEST_FORMAT,
     METADATA_FIELDS,
@@ -29,8 +29,10 @@ from spin_bench.datasets.digest import (
 from spin_bench.datasets.ids import dataset_id as dataset_id_of
 from spin_bench.datasets.integrity import SIDECAR, verified_digest
 from spin_bench.datasets.loading import load_dataset
-from spin_bench.datasets.migrate_digests import main as migrate_main
 from spin_bench.datasets.minari_io import DatasetIntegrityError, local_dataset_dir, read_transitions
+from spin_bench.pipeline.catalog_edit import EditableCatalog, entry_json
+from spin_bench.pipeline.migrate_digests import main as migrate_main
+from spin_bench.pipeline.record import record_dataset
 
 RANDOM = "spin/cheetah-run/random-v0"
 V1_RECORD = Path(__file__).parent / "data" / "catalog_sha256_v1.json"
@@ -41,7 +43,7 @@ def _data(dataset_id):
 
 
 def _build(dataset_id=RANDOM):
-    return build_dataset(dataset_id, workers=1, progress=False, record=True)
+    return record_dataset(dataset_id, workers=1, progress=False)
 
 
 def _set_nvec(metadata_path: Path, n: int) -> None:
@@ -85,7 +87,8 @@ def _bins5_catalog(folder: Path) -> Path:
     entry["reference_scores"]["random"]["value"] = 5.0
     entry["reference_scores"]["expert"]["value"] = 500.0
     folder.mkdir()
-    return Catalog({"format": CATALOG_FORMAT, "remotes": [], "entries": [entry]}, folder / "catalog.json").save()
+    raw = {"format": CATALOG_FORMAT, "remotes": [], "entries": [entry]}
+    return EditableCatalog(raw, folder / "catalog.json").save()
 
 
 @pytest.mark.parametrize("bins", [3, 5])
@@ -136,7 +139,7 @@ def test_a_v1_catalog_is_refused_until_migrated_then_verifies_the_installed_data
     tiny_catalog.write_text(json.dumps(raw, indent=2))
     with pytest.raises(CatalogError, match="sha256 values are spin-bench-digest-v1") as err:
         load_catalog()
-    assert f"python -m spin_bench.datasets.migrate_digests {tiny_catalog}" in str(err.value)
+    assert f"python -m spin_bench.pipeline.migrate_digests {tiny_catalog}" in str(err.value)
 
     assert migrate_main([str(tiny_catalog)]) == 0
     assert f"{RANDOM}: {raw['entries'][0]['datasets'][RANDOM]['sha256']} -> {result.sha256}" in capsys.readouterr().out

@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 import spin_bench
 from spin_bench.cli.datasets import app as datasets_app
 from spin_bench.datasets import build as build_module
-from spin_bench.datasets.build import build_dataset
 from spin_bench.datasets.catalog import load_catalog
 from spin_bench.datasets.integrity import SIDECAR, verified_digest
 from spin_bench.datasets.minari_io import (
@@ -32,9 +31,10 @@ from spin_bench.datasets.minari_io import (
 from spin_bench.datasets.remote import (
     DatasetUnavailableError,
     download_dataset,
-    publish_dataset,
     remote_has,
 )
+from spin_bench.pipeline.publish import publish_dataset
+from spin_bench.pipeline.record import record_dataset
 
 EXPERT = "spin/cheetah-run/expert-v0"
 
@@ -70,7 +70,7 @@ def _blob(remote, path):
 
 
 def test_publish_then_download_with_minari_and_spin_bench(tiny_catalog, gcs_remote, tmp_path):
-    build_dataset(EXPERT, workers=1, progress=False, record=True)
+    record_dataset(EXPERT, workers=1, progress=False)
     original = _snapshot(EXPERT)
     assert publish_dataset(EXPERT) == gcs_remote
     assert remote_has(gcs_remote, EXPERT)
@@ -114,7 +114,7 @@ def test_publish_then_download_with_minari_and_spin_bench(tiny_catalog, gcs_remo
 
 def test_tampered_metadata_is_refused(tiny_catalog, gcs_remote):
     dataset_id = "spin/cheetah-run/random-v0"
-    build_dataset(dataset_id, workers=1, progress=False, record=True)
+    record_dataset(dataset_id, workers=1, progress=False)
     publish_dataset(dataset_id)
     meta = json.loads((local_dataset_dir(dataset_id) / "data" / "metadata.json").read_text())
     meta["ref_max_score"] = 1000.0
@@ -127,7 +127,7 @@ def test_tampered_metadata_is_refused(tiny_catalog, gcs_remote):
 
 def test_missing_on_remote_says_how_to_build(tiny_catalog, gcs_remote):
     dataset_id = "spin/cheetah-run/medium-v0"
-    build_dataset(dataset_id, workers=1, progress=False, record=True)  # records the sha256 ...
+    record_dataset(dataset_id, workers=1, progress=False)  # records the sha256 ...
     shutil.rmtree(local_dataset_dir(dataset_id))  # ... but never publishes it
     with pytest.raises(DatasetUnavailableError) as err:
         download_dataset(dataset_id)
@@ -136,7 +136,7 @@ def test_missing_on_remote_says_how_to_build(tiny_catalog, gcs_remote):
 
 
 def test_unreachable_remote_fails_fast_with_build_hint(tiny_catalog, monkeypatch, capsys):
-    build_dataset(EXPERT, workers=1, progress=False, record=True)
+    record_dataset(EXPERT, workers=1, progress=False)
     shutil.rmtree(local_dataset_dir(EXPERT))
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
     monkeypatch.setenv("MINARI_REMOTE", "gcp://spin-test")
@@ -152,7 +152,7 @@ def test_unreachable_remote_fails_fast_with_build_hint(tiny_catalog, monkeypatch
 
 
 def test_load_dataset_downloads_instead_of_building(tiny_catalog, gcs_remote, monkeypatch):
-    build_dataset(EXPERT, workers=1, progress=False, record=True)
+    record_dataset(EXPERT, workers=1, progress=False)
     publish_dataset(EXPERT)
     shutil.rmtree(local_dataset_dir(EXPERT))
 
@@ -182,7 +182,7 @@ def _upload_with_nvec(remote, dataset_id, n):
 
 def test_remote_metadata_with_other_bins_is_refused_and_nothing_is_installed(tiny_catalog, gcs_remote, tmp_path):
     dataset_id = "spin/cheetah-run/random-v0"
-    build_dataset(dataset_id, workers=1, progress=False, record=True)
+    record_dataset(dataset_id, workers=1, progress=False)
     publish_dataset(dataset_id)
     original = _snapshot(dataset_id)
     _upload_with_nvec(gcs_remote, dataset_id, 4)
@@ -238,7 +238,7 @@ def _stock_minari_download(dataset_id):
 
 def test_tampered_copies_fetched_with_stock_minari_fail_verify_and_load(tiny_catalog, gcs_remote, tmp_path):
     dataset_id = "spin/cheetah-run/random-v0"
-    build_dataset(dataset_id, workers=1, progress=False, record=True)
+    record_dataset(dataset_id, workers=1, progress=False)
     publish_dataset(dataset_id)
     good_main = tmp_path / "main_data.hdf5"
     shutil.copyfile(local_dataset_dir(dataset_id) / "data" / "main_data.hdf5", good_main)

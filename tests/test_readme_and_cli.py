@@ -57,7 +57,6 @@ def test_readme_main_command_runs_end_to_end_then_eval_and_video(tiny_catalog, t
         ("agents", ["spin", "saint", "f-iql", "ar-iql", "bc"]),
         ("presets", ["paper", "quick", "num_steps=5000"]),
         ("tasks", ["dog-run", "SPIN/dog-run-disc-v0", "1.35e+18", "humanoid_CMU-run"]),
-        ("datasets", ["spin/cheetah-run/medium-v0", "spin/cheetah-run/random-medium-expert-v0"]),
     ],
 )
 def test_list_tables(tiny_catalog, what, expected):
@@ -68,4 +67,19 @@ def test_list_tables(tiny_catalog, what, expected):
 
 def test_list_rejects_unknown_tables():
     result = _cli("list", "models", check=False)
-    assert result.returncode == 2 and "unknown list 'models'; valid: tasks, datasets, agents, presets" in result.stderr
+    assert result.returncode == 2 and "unknown list 'models'; valid: tasks, agents, presets" in result.stderr
+    result = _cli("list", "datasets", check=False)  # one home for the dataset table
+    assert result.returncode == 2 and "(datasets: spin-bench datasets list)" in result.stderr
+
+
+def test_user_help_shows_user_commands_and_points_to_the_maintainers_command():
+    user = _cli("--help").stdout
+    for command in ("run", "report", "eval", "list", "datasets"):
+        assert re.search(rf"│ {command} ", user), (command, user)
+    assert not re.search(r"│ behaviour ", user) and "spin-bench-maintain --help" in user
+    datasets = _cli("datasets", "--help").stdout
+    for command in ("publish", "check-prefix", "card", "reference", "register-checkpoints"):
+        assert not re.search(rf"│ {command} ", datasets), (command, datasets)
+    maintain = subprocess.run([SPIN_BENCH + "-maintain", "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("behaviour", "record", "reference", "register-checkpoints", "card", "publish", "check-prefix"):
+        assert re.search(rf"│ {command} ", maintain), (command, maintain)

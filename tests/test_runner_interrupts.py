@@ -450,11 +450,11 @@ def test_run_refuses_a_tampered_dataset_in_one_line_before_training(tiny_catalog
     from typer.testing import CliRunner
 
     from spin_bench.cli import app
-    from spin_bench.datasets.build import build_dataset
     from spin_bench.datasets.minari_io import local_dataset_dir
+    from spin_bench.pipeline.record import record_dataset
 
     random_id = "spin/cheetah-run/random-v0"
-    build_dataset(random_id, workers=1, progress=False, record=True)  # the catalog records its sha256
+    record_dataset(random_id, workers=1, progress=False)  # the catalog records its sha256
     metadata = local_dataset_dir(random_id) / "data" / "metadata.json"
     meta = json.loads(metadata.read_text())
     space = json.loads(meta["action_space"])

@@ -1,4 +1,4 @@
-"""``spin-bench list [tasks|datasets|agents|presets]``."""
+"""``spin-bench list [tasks|agents|presets]`` (datasets: ``spin-bench datasets list``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rich.table import Table
 
 from spin_bench.cli._common import console
 
-WHAT = ("tasks", "datasets", "agents", "presets")
+WHAT = ("tasks", "agents", "presets")
 
 
 def _tasks_table() -> Table:
@@ -101,18 +101,14 @@ def _presets_table() -> Table:
 
 
 def list_command(
-    what: Annotated[str, typer.Argument(help="tasks, datasets, agents or presets.")] = "agents",
+    what: Annotated[str, typer.Argument(help="tasks, agents or presets.")] = "agents",
 ) -> None:
-    """Show tasks, datasets, agents or presets as tables."""
+    """Show tasks, agents or presets as tables (datasets: spin-bench datasets list)."""
     if what not in WHAT:
-        raise ValueError(f"unknown list {what!r}; valid: {', '.join(WHAT)}")
+        raise ValueError(f"unknown list {what!r}; valid: {', '.join(WHAT)} (datasets: spin-bench datasets list)")
     if what == "tasks":
         console.print(_tasks_table())
     elif what == "agents":
         console.print(_agents_table())
-    elif what == "presets":
-        console.print(_presets_table())
     else:
-        from spin_bench.cli.datasets import list_cmd
-
-        list_cmd(offline=True)
+        console.print(_presets_table())

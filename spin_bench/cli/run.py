@@ -113,12 +113,21 @@ def run(
     task: Annotated[
         str, typer.Option(help="Task, comma list, or all (benchmark tasks with datasets).")
     ] = "cheetah-run",
-    dataset: Annotated[str, typer.Option(help="Dataset quality, comma list, or all.")] = "medium",
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help="Dataset quality, comma list, or all; original/<quality> for the original benchmark's imported files."
+        ),
+    ] = "medium",
     bins: Annotated[int, typer.Option(help="Bins per action dimension.")] = 3,
     seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2.")] = None,
     num_seeds: Annotated[int | None, typer.Option(help="Seeds 0..K-1.")] = None,
     preset: Annotated[
-        str, typer.Option(help="Config preset: paper (the benchmark's settings) or quick (a CPU smoke test).")
+        str,
+        typer.Option(
+            help="Config preset: paper (the benchmark's settings), lite (the reference results' CPU protocol) "
+            "or quick (a CPU smoke test)."
+        ),
     ] = DEFAULT_PRESET,
     settings: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     config: Annotated[
@@ -166,7 +175,7 @@ def run(
             raise ValueError(f"--task all: no task has a dataset to use at {bins} bins yet{reasons}")
         for name, why in skipped:
             err_console.print(f"--task all skips {name}: {why}", markup=False, highlight=False, soft_wrap=True)
-        qualities = parse_list(dataset, data.QUALITIES, "dataset")
+        qualities = parse_list(dataset, data.DATASET_NAMES, "dataset", all_values=data.QUALITIES)
         seed_list = parse_seeds(seeds, num_seeds)
         shortcuts = {"--steps": steps, "--eval-every": eval_every, "--eval-episodes": eval_episodes}
         for flag, value in shortcuts.items():

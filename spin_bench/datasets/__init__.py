@@ -1,4 +1,4 @@
-"""Offline datasets: catalog, Minari build, download and loading.
+"""Offline datasets: catalog (read), Minari build from shipped snapshots, download, loading, normalized scores.
 
 Importing this package stays light: the names below load their modules on first use.
 """
@@ -19,7 +19,6 @@ _LAZY = {
     "parse_dataset_id": "ids",
     "build_dataset": "build",
     "download_dataset": "remote",
-    "publish_dataset": "remote",
     "DatasetError": "minari_io",
     "DatasetIntegrityError": "minari_io",
     "DamagedDatasetError": "minari_io",
@@ -31,7 +30,6 @@ _LAZY = {
     "SpinDataset": "loading",
     "normalized_score": "scores",
     "reference_scores": "scores",
-    "measure_reference": "scores",
 }
 
 __all__ = ["Transitions", *_LAZY]

@@ -17,18 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
+from spin_bench._io import atomic_write_text
 from spin_bench.datasets.catalog import (
     RANDOM_POLICY,
     Catalog,
     DatasetEntry,
     TaskEntry,
-    edit_catalog,
     expert_status,
     expert_target,
     load_catalog,
 )
 from spin_bench.datasets.digest import DIGEST_FORMAT, dataset_digest
-from spin_bench.datasets.fingerprint import fingerprint, prefix_positions
 from spin_bench.datasets.integrity import record_digest
 from spin_bench.datasets.minari_io import (
     DatasetError,
@@ -46,6 +45,7 @@ from spin_bench.datasets.minari_io import (
 from spin_bench.datasets.progress import episode_progress
 from spin_bench.datasets.provenance import library_versions, requirements
 from spin_bench.datasets.rollout import RolloutConfig, rollout_config, run_episodes, segment_jobs
+from spin_bench.datasets.snapshot import NUMPY_EVALUATION
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,9 @@ class BuildResult:
     path: Path
     sha256: str
     catalog_sha256: str | None
-    """The catalog's sha256 before this build (None: not recorded yet)."""
-    recorded: bool
-    """True when this build's sha256 and statistics were written into the catalog."""
+    """The catalog's sha256 (None: not recorded yet)."""
     stats: dict
+    """Transitions and the return statistics the catalog records (``dataset_stats``)."""
     seconds: float
 
     @property
@@ -72,7 +71,7 @@ def build_blockers(entry: TaskEntry, ds: DatasetEntry) -> list[str]:
         if entry.reference[which].value is None:
             reasons.append(
                 f"the {which} reference score of {entry.label} is not measured yet "
-                f"(spin-bench datasets reference {entry.task} --bins {entry.bins} --which {which})"
+                f"(spin-bench-maintain reference {entry.task} --bins {entry.bins} --which {which})"
             )
     if expert_status(entry) == "below target":
         # The data would have to be replaced (a new -vN) once the expert improves: build only from finished ones.
@@ -151,7 +150,7 @@ def _metadata(catalog: Catalog, entry: TaskEntry, ds: DatasetEntry) -> tuple[dic
                     "sha256": entry.checkpoints[name].sha256,
                     "env_steps": entry.checkpoints[name].env_steps,
                     "eval_return": entry.checkpoints[name].eval_return,
-                    "evaluation": _evaluation(entry.checkpoints[name].path),
+                    "evaluation": NUMPY_EVALUATION,
                 }
                 for name in used
             },
@@ -162,14 +161,6 @@ def _metadata(catalog: Catalog, entry: TaskEntry, ds: DatasetEntry) -> tuple[dic
         }
     }
     return metadata, extra
-
-
-def _evaluation(path: Path) -> str:
-    """How the rollouts evaluate this checkpoint's network (numpy or torch forward pass)."""
-    from spin_bench.behaviour.policy import load_behaviour_policy
-    from spin_bench.datasets.inference import rollout_policy
-
-    return rollout_policy(load_behaviour_policy(path)).evaluation
 
 
 def dataset_stats(returns: np.ndarray, labels: list[str], ref_min: float | None, ref_max: float | None) -> dict:
@@ -213,7 +204,6 @@ def build_dataset(
     *,
     workers: int | None = None,
     force: bool = False,
-    record: bool = False,
     allow_mismatch: bool = False,
     progress: bool = True,
     catalog: Catalog | None = None,
@@ -224,7 +214,6 @@ def build_dataset(
         dataset_id: a catalog id, e.g. ``"spin/cheetah-run/expert-v0"``.
         workers: simulation processes (default: one per core; 1 runs in this process).
         force: replace an installed copy.
-        record: write the sha256 and summary statistics into the catalog file when it has none yet.
         allow_mismatch: install even when the data's sha256 differs from the catalog's (it is then not the
             published data; by default such a build is refused and nothing is installed).
         progress: show a rich progress bar.
@@ -251,7 +240,6 @@ def build_dataset(
     metadata, extra = _metadata(catalog, entry, ds)
     start = time.perf_counter()
     labels: list[str] = []
-    wanted_prefix, prefix_episodes = set(prefix_positions(ds)), []
 
     installed_root = datasets_root()
     with staging_area() as stage:
@@ -260,8 +248,6 @@ def build_dataset(
             with episode_progress(f"build {dataset_id}", ds.episodes, enabled=progress) as advance:
 
                 def on_episode(episode) -> None:
-                    if len(labels) in wanted_prefix:
-                        prefix_episodes.append(episode)
                     labels.append(str(episode.metadata.get("policy", "")))
                     advance(episode)
 
@@ -293,18 +279,11 @@ def build_dataset(
         record_digest(data_dir.parent, digest)
         path = install_staged(stage, dataset_id, force=force)
 
-    recorded = False
-    if record and ds.sha256 is None:
-        prefix = fingerprint(prefix_episodes)
-        with edit_catalog(catalog.path) as fresh:  # re-read: another build may have recorded meanwhile
-            fresh.record_build(dataset_id, digest, stats, recorded_with=library_versions(), prefix=prefix)
-        recorded = True
     return BuildResult(
         dataset_id=dataset_id,
         path=path,
         sha256=digest,
         catalog_sha256=ds.sha256,
-        recorded=recorded,
         stats={"transitions": int(ds.size), **stats},
         seconds=time.perf_counter() - start,
     )
@@ -316,9 +295,7 @@ def _store_digest(data_dir: Path, digest: str) -> None:
     path = data_dir / "metadata.json"
     meta = json.loads(path.read_text())
     meta["spin_bench"]["sha256"] = digest
-    tmp = path.with_name(".metadata.json.tmp")
-    tmp.write_text(json.dumps(meta))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(meta))
 
 
 def _create_namespaces(entry: TaskEntry, ds: DatasetEntry) -> None:

@@ -14,8 +14,6 @@ so an episode's content depends only on (segment seed, j), never on how episodes
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import difflib
 import json
 import os
@@ -26,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from spin_bench.datasets.digest import DIGEST_FORMAT
-from spin_bench.datasets.ids import DEFAULT_BINS, QUALITIES, DatasetKey, dataset_id, parse_dataset_id
+from spin_bench.datasets.ids import DEFAULT_BINS, DatasetKey, parse_dataset_id
 
 CATALOG_FORMAT = "spin-bench/catalog-v1"
 CATALOG_ENV_VAR = "SPIN_BENCH_CATALOG"
@@ -68,7 +66,7 @@ class Checkpoint:
 
     def status(self) -> str:
         """``available``, ``not registered`` (no sha256 yet), ``missing file`` or ``sha256 mismatch``."""
-        from spin_bench.behaviour.policy import sha256_file
+        from spin_bench.datasets.snapshot import sha256_file
 
         if self.sha256 is None:
             return "not registered"
@@ -202,33 +200,6 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     return Catalog(raw, path)
 
 
-@contextlib.contextmanager
-def edit_catalog(path: str | Path | None = None) -> Iterator[Catalog]:
-    """Read the catalog under an exclusive lock, yield it for edits, and save it atomically on success.
-
-    Builds, reference measurements and checkpoint registrations may run at the same time (one per task):
-    each re-reads the file under the lock, so none overwrites what another recorded.
-    """
-    path = Path(path) if path is not None else default_catalog_path()
-    with catalog_lock(path):
-        catalog = load_catalog(path)
-        yield catalog
-        catalog.save(path)
-
-
-@contextlib.contextmanager
-def catalog_lock(path: Path) -> Iterator[None]:
-    """Hold the exclusive lock that every edit of the catalog file at ``path`` takes."""
-    import fcntl
-
-    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def _require(cond: bool, where: str, message: str) -> None:
     if not cond:
         raise CatalogError(f"{where}: {message}")
@@ -243,8 +214,8 @@ def _is_number(x: Any) -> bool:
 
 
 class Catalog:
-    """A parsed catalog. ``raw`` is the JSON document; the ``set_*``/``record_*`` methods edit it and :meth:`save`
-    writes it back atomically with its key order, so programmatic updates keep the file readable."""
+    """A parsed, validated catalog (read only). ``raw`` is the JSON document. The maintainers' pipeline edits it
+    through :class:`spin_bench.pipeline.catalog_edit.EditableCatalog`."""
 
     def __init__(self, raw: dict, path: Path):
         self.path = Path(path)
@@ -287,7 +258,7 @@ class Catalog:
             raise CatalogError(
                 f"{where}: its sha256 values are {found or 'spin-bench-digest-v1 (no digest_format field)'}; this "
                 f"spin-bench checks {DIGEST_FORMAT}: migrate the file once with "
-                f"`python -m spin_bench.datasets.migrate_digests {self.path}`"
+                f"`python -m spin_bench.pipeline.migrate_digests {self.path}`"
             )
 
     def _parse_entry(self, e: dict, where: str) -> TaskEntry:
@@ -456,153 +427,3 @@ class Catalog:
                 "(all: spin-bench datasets list)"
             )
         return found
-
-    # -- edits ---------------------------------------------------------------------------------------
-    def _raw_entry(self, task: str, bins: int) -> dict:
-        return self.task_entry(task, bins).raw
-
-    def set_checkpoint(self, task: str, bins: int, name: str, **fields: Any) -> None:
-        """Update a checkpoint's fields (``sha256``, ``env_steps``, ``eval_return`` ...)."""
-        raw = self._raw_entry(task, bins)
-        if name not in raw["checkpoints"]:
-            raise CatalogError(
-                f"{task} ({bins} bins) has no checkpoint {name!r}; checkpoints: {', '.join(raw['checkpoints'])}"
-            )
-        raw["checkpoints"][name].update(fields)
-        self._parse()
-
-    def set_reference(self, task: str, bins: int, which: str, **fields: Any) -> None:
-        """Update ``reference_scores.<which>`` (``value``, ``std``, ``measured_with`` ...)."""
-        if which not in ("random", "expert"):
-            raise CatalogError(f"reference {which!r} is not allowed; use 'random' or 'expert'")
-        self._raw_entry(task, bins)["reference_scores"][which].update(fields)
-        self._parse()
-
-    def record_build(
-        self, dataset_id: str, sha256: str, stats: dict, recorded_with: dict, prefix: dict | None = None
-    ) -> None:
-        """Store the sha256, summary statistics and prefix fingerprint of a built dataset."""
-        entry, ds = self.lookup(dataset_id)
-        d = entry.raw["datasets"][dataset_id]
-        d["sha256"] = sha256
-        d["stats"] = stats
-        if prefix is not None:
-            d["prefix"] = prefix
-        d["recorded_with"] = recorded_with
-        self.raw.setdefault("digest_format", DIGEST_FORMAT)
-        self._parse()
-
-    def record_prefix(self, dataset_id: str, prefix: dict) -> None:
-        """Store the prefix fingerprint of a recorded build (see spin_bench/datasets/fingerprint.py)."""
-        entry, _ = self.lookup(dataset_id)
-        entry.raw["datasets"][dataset_id]["prefix"] = prefix
-        self._parse()
-
-    def save(self, path: str | Path | None = None) -> Path:
-        """Write the catalog atomically (temporary file, then rename)."""
-        path = Path(path) if path is not None else self.path
-        from spin_bench._io import atomic_write_text
-
-        atomic_write_text(path, json.dumps(self.raw, indent=2, ensure_ascii=False) + "\n")
-        return path
-
-    def copy(self) -> Catalog:
-        return Catalog(copy.deepcopy(self.raw), self.path)
-
-
-def entry_json(
-    task: str,
-    bins: int,
-    *,
-    env_id: str,
-    env_kwargs: dict,
-    max_episode_steps: int,
-    checkpoints: dict[str, str],
-    paper_reference: dict | None,
-    sizes: dict[str, int],
-    seeds: dict[str, int],
-    epsilon: float,
-    reference_seeds: tuple[int, int],
-    reference_episodes: int = 100,
-) -> dict:
-    """A fresh catalog entry with the standard five datasets (used to write the catalog; see ``sizes``/``seeds``).
-
-    ``sizes``: transitions per quality (``medium-expert`` is the sum of medium and expert). ``seeds``: segment seed
-    per quality, and ``random-medium-expert/<policy>`` for the three segments of the mix.
-    """
-    per_episode = max_episode_steps
-
-    def n(size: int) -> int:
-        if size % per_episode:
-            raise ValueError(f"size={size} is not a whole number of {per_episode}-step episodes")
-        return size // per_episode
-
-    def ds(quality: str, recipe: dict, size: int) -> tuple[str, dict]:
-        return dataset_id(task, quality, bins), {
-            "quality": quality,
-            "size": size,
-            "recipe": recipe,
-            "sha256": None,
-            "stats": None,
-        }
-
-    def seg(policy: str, episodes: int, seed: int) -> dict:
-        return Segment(policy, episodes, seed, 0.0 if policy == RANDOM_POLICY else epsilon).to_json()
-
-    rme = n(sizes["random-medium-expert"])
-    thirds = [rme // 3 + (i < rme % 3) for i in range(3)]  # as even as possible, earlier first: 200 -> 67, 67, 66
-    datasets = dict(
-        [
-            ds("random", {"segments": [seg("random", n(sizes["random"]), seeds["random"])]}, sizes["random"]),
-            ds("medium", {"segments": [seg("medium", n(sizes["medium"]), seeds["medium"])]}, sizes["medium"]),
-            ds("expert", {"segments": [seg("expert", n(sizes["expert"]), seeds["expert"])]}, sizes["expert"]),
-            ds(
-                "medium-expert",
-                {"concat": [dataset_id(task, "medium", bins), dataset_id(task, "expert", bins)]},
-                sizes["medium"] + sizes["expert"],
-            ),
-            ds(
-                "random-medium-expert",
-                {
-                    "segments": [
-                        seg(policy, count, seeds[f"random-medium-expert/{policy}"])
-                        for policy, count in zip(("random", "medium", "expert"), thirds, strict=True)
-                    ]
-                },
-                sizes["random-medium-expert"],
-            ),
-        ]
-    )
-    assert set(QUALITIES) == {d["quality"] for d in datasets.values()}
-    return {
-        "task": task,
-        "bins": bins,
-        "env_id": env_id,
-        "env_kwargs": env_kwargs,
-        "max_episode_steps": max_episode_steps,
-        "reference_scores": {
-            "random": {
-                "value": None,
-                "std": None,
-                "policy": RANDOM_POLICY,
-                "episodes": reference_episodes,
-                "seed": reference_seeds[0],
-                "measured_with": None,
-            },
-            "expert": {
-                "value": None,
-                "std": None,
-                "policy": "expert",
-                "epsilon": 0.0,
-                "episodes": reference_episodes,
-                "seed": reference_seeds[1],
-                "measured_with": None,
-            },
-        },
-        "paper_reference_scores": paper_reference,
-        "checkpoints": {
-            name: {"path": path, "sha256": None, "env_steps": None, "eval_return": None}
-            for name, path in checkpoints.items()
-        },
-        "datasets": datasets,
-    }

@@ -18,6 +18,7 @@ from pathlib import Path
 from spin_bench._io import atomic_write_json
 from spin_bench.datasets.catalog import Catalog, load_catalog
 from spin_bench.datasets.digest import DIGEST_FORMAT, dataset_digest
+from spin_bench.datasets.ids import is_original_id
 from spin_bench.datasets.minari_io import (
     DamagedDatasetError,
     DatasetError,
@@ -109,6 +110,10 @@ def verified_digest(dataset_id: str, *, catalog: Catalog | None = None, recomput
     from the catalog's recorded sha256 or the files cannot be read. A dataset without a recorded sha256 (not
     published yet) gets its computed digest back.
     """
+    if is_original_id(dataset_id):  # imported data: not in the catalog, checked against its import record
+        from spin_bench.datasets.original import verified_digest as verified_import_digest
+
+        return verified_import_digest(dataset_id, recompute=recompute)
     catalog = catalog if catalog is not None else load_catalog()
     ds = catalog.dataset(dataset_id)
     digest = installed_digest(dataset_id, recompute=recompute)

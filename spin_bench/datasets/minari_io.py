@@ -216,7 +216,7 @@ def _buffer(episode):
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
     return EpisodeBuffer(
-        seed=int(episode.seed),
+        seed=None if episode.seed is None else int(episode.seed),  # None: reset seed unknown (imported data)
         observations=episode.observations,
         actions=episode.actions,
         rewards=episode.rewards,

@@ -28,29 +28,19 @@ def episode_progress(description: str, total_episodes: int, enabled: bool = True
         with _plain_progress(description, total_episodes) as advance:
             yield advance
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import Progress
+
+    from spin_bench._progress import progress_columns
 
     steps = {"n": 0}
-    columns = (  # about 80 columns for the longest dataset ids
-        TextColumn("{task.description}"),
-        BarColumn(bar_width=16),
-        MofNCompleteColumn(),
-        TextColumn("episodes {task.fields[rate]}"),
-        TimeRemainingColumn(),
-    )
+    columns = progress_columns("rate")  # about 80 columns for the longest dataset ids
     with Progress(*columns, console=console) as progress:
-        task = progress.add_task(description, total=total_episodes, rate="")
+        task = progress.add_task(description, total=total_episodes, rate="episodes")
 
         def advance(episode) -> None:
             steps["n"] += len(episode)
             elapsed = progress.tasks[0].elapsed or 1e-9
-            progress.update(task, advance=1, rate=f"{steps['n'] / elapsed:,.0f} steps/s")
+            progress.update(task, advance=1, rate=f"episodes {steps['n'] / elapsed:,.0f} steps/s")
 
         yield advance
 

@@ -1,4 +1,4 @@
-"""Publish and download through Minari's own remotes (``gcp://<bucket>`` or ``hf://<org>``), with verification.
+"""Download through Minari's own remotes (``gcp://<bucket>`` or ``hf://<org>``), with verification.
 
 Which remote: an explicit ``remote=`` argument, else ``$MINARI_REMOTE``, else the catalog's ``remotes`` list
 (mirrors, tried in order). The data uses Minari's layout, so ``MINARI_REMOTE=gcp://<bucket> minari download
@@ -21,7 +21,7 @@ import sys
 from spin_bench.datasets.build import build_blockers
 from spin_bench.datasets.catalog import Catalog, DatasetEntry, TaskEntry, load_catalog
 from spin_bench.datasets.digest import dataset_digest
-from spin_bench.datasets.integrity import forget_digest, record_digest, verified_digest
+from spin_bench.datasets.integrity import record_digest
 from spin_bench.datasets.minari_io import (
     DamagedDatasetError,
     DatasetError,
@@ -75,7 +75,10 @@ def build_hint(entry: TaskEntry, ds: DatasetEntry) -> str:
 
 # -- presence probes (short timeouts, no retries: Minari's own calls retry for minutes on a dead host) -------------
 def _gcp_bucket(name: str, token: str | None):
-    import google.cloud.storage as gcs
+    try:
+        import google.cloud.storage as gcs
+    except ImportError:
+        raise DatasetError("gcp:// remotes need google-cloud-storage: pip install 'spin-bench[gcs]'") from None
 
     client = gcs.Client.create_anonymous_client() if token is None else gcs.Client.from_service_account_json(token)
     return client, gcs.Bucket(client, name)
@@ -97,13 +100,13 @@ def remote_has(remote: str, dataset_id: str, *, token: str | None = None, timeou
             _, bucket = _gcp_bucket(name, token)
             return bool(bucket.blob(f"{dataset_id}/data/metadata.json").exists(timeout=timeout, retry=None))
         except Exception as e:  # transport, auth and API errors all mean "cannot tell"
-            raise RemoteUnreachableError(_short(e)) from None
+            raise RemoteUnreachableError(short_reason(e)) from None
     api = _hf_api(token)
     repo, _, rest = dataset_id.partition("/")
     try:
         return bool(api.file_exists(f"{name}/{repo}", f"{rest}/data/metadata.json", repo_type="dataset"))
     except Exception as e:  # huggingface_hub raises many kinds; all mean "cannot tell"
-        raise RemoteUnreachableError(_short(e)) from None
+        raise RemoteUnreachableError(short_reason(e)) from None
 
 
 def remote_dataset_ids(remote: str, *, prefix: str = "spin/", token: str | None = None) -> set[str]:
@@ -116,7 +119,7 @@ def remote_dataset_ids(remote: str, *, prefix: str = "spin/", token: str | None 
             suffix = "/data/metadata.json"
             return {b.name[: -len(suffix)] for b in blobs if b.name.endswith(suffix)}
         except Exception as e:
-            raise RemoteUnreachableError(_short(e)) from None
+            raise RemoteUnreachableError(short_reason(e)) from None
     try:
         from minari.storage.remotes import get_cloud_storage
 
@@ -125,10 +128,10 @@ def remote_dataset_ids(remote: str, *, prefix: str = "spin/", token: str | None 
     except DatasetError:
         raise
     except Exception as e:
-        raise RemoteUnreachableError(_short(e)) from None
+        raise RemoteUnreachableError(short_reason(e)) from None
 
 
-def _short(e: BaseException) -> str:
+def short_reason(e: BaseException) -> str:
     text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= 160 else text[:157] + "..."
 
@@ -185,7 +188,7 @@ def download_dataset(
                 with minari_env(datasets_path=stage, remote=r), contextlib.redirect_stdout(io.StringIO()):
                     minari.download_dataset(dataset_id, force_download=True)
             except Exception as e:  # Minari raises ValueError for version trouble, client errors for transport
-                problems.append(f"downloading from {r} failed ({_short(e)})")
+                problems.append(f"downloading from {r} failed ({short_reason(e)})")
                 continue
             try:
                 digest = dataset_digest(stage / dataset_id / "data", dataset_id=dataset_id)
@@ -208,63 +211,3 @@ def download_dataset(
             f"{dataset_id} was refused: {detail}; nothing was installed. {build_hint(entry, ds).capitalize()}"
         )
     raise DatasetUnavailableError(f"{dataset_id} cannot be downloaded: {detail}; {build_hint(entry, ds)}", cause=detail)
-
-
-# -- publish --------------------------------------------------------------------------------------------------------
-def publish_dataset(
-    dataset_id: str,
-    *,
-    remote: str | None = None,
-    token: str | None = None,
-    catalog: Catalog | None = None,
-) -> str:
-    """Upload an installed, verified dataset with ``minari.upload_dataset``; returns the remote it went to.
-
-    Refuses data whose digest differs from the catalog's sha256 (or has none recorded), and datasets the remote
-    already holds: published data is never replaced (bump the id's version instead).
-    ``token``: for gcp, a service-account key file (None: anonymous, as with emulators); for hf, an API token.
-    """
-    import minari
-
-    catalog = catalog if catalog is not None else load_catalog()
-    entry, ds = catalog.lookup(dataset_id)
-    remotes = resolve_remotes(remote, catalog)
-    if len(remotes) != 1:
-        raise DatasetError(
-            "say which remote to publish to: --remote gcp://<bucket> (or MINARI_REMOTE); "
-            f"configured: {', '.join(remotes) or 'none'}"
-        )
-    target = remotes[0]
-    if not is_installed(dataset_id):
-        raise DatasetError(f"{dataset_id} is not installed locally; build or download it first")
-    if ds.sha256 is None:
-        raise DatasetError(
-            f"{dataset_id} has no sha256 in the catalog; record one first (spin-bench datasets build {dataset_id} "
-            "--record) so that downloads can be verified"
-        )
-    try:
-        verified_digest(dataset_id, catalog=catalog, recompute=True)
-    except DatasetIntegrityError as e:
-        raise DatasetIntegrityError(f"only the catalog's data can be published: {e}") from None
-    try:
-        present = remote_has(target, dataset_id, token=token)
-    except RemoteUnreachableError as e:
-        raise DatasetError(f"cannot publish {dataset_id}: {target} cannot be reached ({e})") from None
-    if present:
-        raise DatasetError(
-            f"{dataset_id} is already on {target}; published data is never replaced: add a new version (-v1) "
-            "to the catalog to publish different data"
-        )
-    print(f"Uploading {dataset_id} to {target} ...", file=sys.stderr)
-    forget_digest(local_dataset_dir(dataset_id))  # Minari uploads the whole folder; the cache is this machine's
-    with minari_env(remote=target), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            minari.upload_dataset(dataset_id, token)
-        except Exception as e:  # transport, auth and API errors (a missing bucket is a 404) all mean "not published"
-            raise DatasetError(
-                f"cannot publish {dataset_id}: uploading to {target} failed ({_short(e)}); check that it exists "
-                "and that these credentials may write to it"
-            ) from None
-    if not remote_has(target, dataset_id, token=token):
-        raise DatasetError(f"uploading {dataset_id} to {target} did not complete")
-    return target

@@ -2,14 +2,13 @@
 
 Episode ``j`` of a segment (policy, epsilon, seed) resets the env with ``seed + j`` and draws every random number
 (epsilon-greedy noise, or the uniform random policy's actions) from ``np.random.default_rng([seed, j])``. Policies act
-on one observation at a time (batch size 1) with one torch thread, so an episode's arrays depend only on
-(seed, j) and the platform, not on the number of worker processes nor on which worker ran it. Results come back
-in episode order. Checkpoint policies act through ``inference.rollout_policy`` (numpy forward pass).
+on one observation at a time (batch size 1), so an episode's arrays depend only on (seed, j) and the platform, not
+on the number of worker processes nor on which worker ran it. Results come back in episode order. Checkpoint
+policies act through :func:`spin_bench.datasets.snapshot.load_snapshot_policy` (numpy forward pass, no torch).
 """
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -81,7 +80,7 @@ def segment_jobs(segments: Sequence[Segment]) -> list[EpisodeJob]:
 
 
 def rollout_episode(env, policy, job: EpisodeJob, max_steps: int) -> Episode:
-    """Run one episode of ``policy`` (``.act(obs, epsilon, rng)`` as ``BehaviourPolicy``; None: uniform random)."""
+    """Run one episode of ``policy`` (``.act(obs, epsilon, rng)`` as ``SnapshotPolicy``; None: uniform random)."""
     rng = np.random.default_rng([job.seed, job.index])
     nvec = np.asarray(env.action_space.nvec, dtype=np.int64)
     obs, _ = env.reset(seed=job.reset_seed)
@@ -130,16 +129,12 @@ class _Worker:
     """Env + policies of one process (built once, reused for every episode the process runs)."""
 
     def __init__(self, config: RolloutConfig):
-        import torch
-
         import spin_bench  # noqa: F401  (registers the env ids)
-        from spin_bench.behaviour.policy import load_behaviour_policy
-        from spin_bench.datasets.inference import rollout_policy
+        from spin_bench.datasets.snapshot import load_snapshot_policy
 
-        torch.set_num_threads(1)
         self.config = config
         self.env = _make_env(config)
-        self.policies = {name: rollout_policy(load_behaviour_policy(p)) for name, p in config.checkpoints.items()}
+        self.policies = {name: load_snapshot_policy(p) for name, p in config.checkpoints.items()}
 
     def run(self, job: EpisodeJob) -> Episode:
         policy = None if job.policy == RANDOM_POLICY else self.policies[job.policy]
@@ -186,18 +181,6 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run_episodes(
     config: RolloutConfig,
     jobs: Iterable[EpisodeJob],
@@ -214,22 +197,21 @@ def run_episodes(
     """
     jobs = list(jobs)
     if workers is None or workers <= 0:
-        # Starting a process costs seconds (torch, dm_control): small jobs use fewer processes.
+        # Starting a process costs seconds (dm_control, MuJoCo): small jobs use fewer processes.
         workers = min(available_cores(), len(jobs) // MIN_EPISODES_PER_PROCESS)
     workers = max(1, min(workers, len(jobs)))
     if not jobs:
         return
     if workers == 1:
-        with _torch_threads(1):
-            worker = _Worker(config)
-            try:
-                for job in jobs:
-                    episode = worker.run(job)
-                    if on_episode is not None:
-                        on_episode(episode)
-                    yield episode
-            finally:
-                worker.close()
+        worker = _Worker(config)
+        try:
+            for job in jobs:
+                episode = worker.run(job)
+                if on_episode is not None:
+                    on_episode(episode)
+                yield episode
+        finally:
+            worker.close()
         return
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(workers, initializer=_init_process, initargs=(config,)) as pool:

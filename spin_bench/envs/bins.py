@@ -13,6 +13,21 @@ import numpy as np
 
 BinsArg = int | Sequence[int]
 
+BIN_BOUNDS: tuple[str, ...] = ("actuator", "unit")
+"""Which interval the bins of each action dimension span. ``actuator``: the actuator's own control range (the
+default). ``unit``: [-1, 1] for every actuator, the mapping of the original benchmark's loader (``dmc_datasets``),
+where a value beyond an actuator's range is clamped to it by MuJoCo. They differ only where a range is not [-1, 1]
+(quadruped: [-1, 1.1] and [-0.8, 0.8] actuators)."""
+
+
+def bin_interval(low: np.ndarray, high: np.ndarray, bin_bounds: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(low, high)`` the bins span under ``bin_bounds`` (one of :data:`BIN_BOUNDS`), given the actuator range."""
+    if bin_bounds == "actuator":
+        return low, high
+    if bin_bounds == "unit":
+        return -np.ones_like(low, dtype=np.float64), np.ones_like(high, dtype=np.float64)
+    raise ValueError(f"bin_bounds={bin_bounds!r} is not allowed; use one of {', '.join(BIN_BOUNDS)}")
+
 
 def resolve_bins(bins: BinsArg, num_dims: int) -> np.ndarray:
     """Turn ``bins`` (one int, or one per dimension) into an int64 vector of length ``num_dims``."""

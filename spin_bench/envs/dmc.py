@@ -13,7 +13,7 @@ from gymnasium import spaces
 from gymnasium.utils import EzPickle
 
 from spin_bench._rendering import configure_headless_rendering
-from spin_bench.envs.bins import ActionBins, BinsArg
+from spin_bench.envs.bins import ActionBins, BinsArg, bin_interval
 from spin_bench.envs.tasks import EPISODE_STEPS, split_task
 
 
@@ -61,7 +61,8 @@ class DiscreteDMCEnv(gym.Env, EzPickle):
     """A DM Control suite task with each action dimension split into bins.
 
     Actions are ``MultiDiscrete(nvec)``: sub-action ``k`` of dimension ``d`` is the continuous
-    value ``np.linspace(low[d], high[d], nvec[d])[k]``, using each actuator's own bounds.
+    value ``np.linspace(low[d], high[d], nvec[d])[k]``, using each actuator's own bounds (``bin_bounds="unit"``:
+    [-1, 1] for every actuator, as the original benchmark's loader maps them; MuJoCo clamps to the actuator range).
     Observations are the dm_control observation dict concatenated in its key order as one
     float32 vector (``flatten=False`` returns the dict, each entry float32).
 
@@ -85,6 +86,8 @@ class DiscreteDMCEnv(gym.Env, EzPickle):
         width: rendered image width in pixels.
         height: rendered image height in pixels.
         camera_id: MuJoCo camera used by ``render()``.
+        bin_bounds: ``"actuator"`` (bins span each actuator's control range) or ``"unit"`` (bins span [-1, 1]
+            for every actuator, the original benchmark's mapping); see ``spin_bench.envs.bins.BIN_BOUNDS``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -98,8 +101,9 @@ class DiscreteDMCEnv(gym.Env, EzPickle):
         width: int = 480,
         height: int = 480,
         camera_id: int = 0,
+        bin_bounds: str = "actuator",
     ):
-        EzPickle.__init__(self, task, bins, flatten, render_mode, width, height, camera_id)
+        EzPickle.__init__(self, task, bins, flatten, render_mode, width, height, camera_id, bin_bounds)
         domain, name = split_task(task)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r} is not supported; use None or 'rgb_array'")
@@ -113,7 +117,9 @@ class DiscreteDMCEnv(gym.Env, EzPickle):
         self._needs_reset = True
         """True before the first reset and once an episode has ended."""
         spec = self._env.action_spec()
-        self.action_bins = ActionBins(spec.minimum * np.ones(spec.shape), spec.maximum * np.ones(spec.shape), bins)
+        self.bin_bounds = bin_bounds
+        low, high = bin_interval(spec.minimum * np.ones(spec.shape), spec.maximum * np.ones(spec.shape), bin_bounds)
+        self.action_bins = ActionBins(low, high, bins)
         self.action_space = spaces.MultiDiscrete(self.action_bins.nvec)
 
         obs_spec = self._env.observation_spec()

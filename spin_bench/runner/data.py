@@ -6,11 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from spin_bench.datasets.ids import QUALITIES, dataset_id
+from spin_bench.datasets.ids import ORIGINAL_DATASETS, QUALITIES, dataset_id, is_original_id
 from spin_bench.datasets.transitions import Transitions
 from spin_bench.envs import all_tasks as _all_tasks
 
+DATASET_NAMES: tuple[str, ...] = QUALITIES + ORIGINAL_DATASETS
+"""What ``--dataset`` accepts: a catalog quality, or ``original/<quality>`` (imported original benchmark files)."""
+
 __all__ = [
+    "DATASET_NAMES",
     "QUALITIES",
     "RunData",
     "all_tasks",
@@ -81,6 +85,10 @@ def check_dataset_available(task: str, quality: str, bins: int) -> None:
     from spin_bench.datasets.catalog import load_catalog
     from spin_bench.datasets.minari_io import DatasetError
 
+    if quality in ORIGINAL_DATASETS:
+        from spin_bench.datasets.original import check_available
+
+        return check_available(task, quality, bins)
     name = dataset_id(task, quality, bins)
     entry, ds = load_catalog().lookup(name)
     if not _obtainable(entry, ds):
@@ -94,13 +102,19 @@ def ensure_datasets(ids: list[str]) -> None:
     from spin_bench.datasets.loading import ensure_local
 
     for name in ids:
-        ensure_local(name)
+        if not is_original_id(name):  # imported data cannot be downloaded or built: check_dataset_available says so
+            ensure_local(name)
 
 
 def normalizer(name: str) -> Callable[[float], float]:
     from spin_bench.datasets.catalog import load_catalog
     from spin_bench.datasets.scores import normalized_score
 
+    if is_original_id(name):
+        from spin_bench.datasets.original import reference_of
+
+        low, high = reference_of(name)
+        return lambda value: 100.0 * (float(value) - low) / (high - low)
     entry, _ = load_catalog().lookup(name)
     return lambda value: float(normalized_score(entry.task, value, bins=entry.bins))
 
@@ -108,6 +122,16 @@ def normalizer(name: str) -> Callable[[float], float]:
 def load_run_data(name: str) -> RunData:
     from spin_bench.datasets.loading import load_dataset
 
+    if is_original_id(name):
+        from spin_bench.datasets.original import load_imported
+
+        imported = load_imported(name)
+        return RunData(
+            transitions=imported.transitions,
+            env_id=imported.env_id,
+            env_kwargs=imported.env_kwargs,
+            normalize=imported.normalized_score,
+        )
     dataset = load_dataset(name)
     return RunData(
         transitions=dataset.transitions,

@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import Progress, TaskID
 
+from spin_bench._progress import progress_columns
 from spin_bench.runner.spec import RunSpec
 
 PLAIN_LINE_INTERVAL_S = 45.0
@@ -44,12 +45,7 @@ class GridProgress:
         console = console if console is not None else Console()
         self.plain = None if console.is_terminal else PlainLines(specs, root, console, self.started)
         self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=16),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TextColumn("{task.fields[eval]}"),
-            TimeRemainingColumn(),
+            *progress_columns("rate", "eval"),
             console=console,
             refresh_per_second=2,
             disable=self.plain is not None,

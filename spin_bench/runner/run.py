@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import platform
 import subprocess
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from spin_bench._io import atomic_torch_save, atomic_write_json, atomic_write_text, read_json
+from spin_bench.datasets.provenance import library_versions
 from spin_bench.errors import DamagedFileError, SpinBenchError
 from spin_bench.runner.interrupts import StopSignals
 from spin_bench.runner.lock import run_lock
@@ -53,18 +53,6 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
-
-
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version()}
-    for name in ("spin-bench", "torch", "numpy", "gymnasium", "dm_control", "mujoco", "minari"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return found
 
 
 def read_summary(folder: Path) -> dict | None:
@@ -205,7 +193,7 @@ def _execute_locked(spec, folder, digest, device, cache_dir, threads, stop: Stop
             "device": str(agent.device),
             "host": host_info(str(agent.device)),
             "precision": agent.precision,
-            "versions": versions(),
+            "versions": library_versions(),
             "git_commit": git_commit(),
         }
         atomic_write_json(config_path, run_config)

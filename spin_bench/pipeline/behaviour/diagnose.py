@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spin_bench.behaviour.curve import has_snapshot, logged_value, read_curve
-from spin_bench.behaviour.policy import load_behaviour_policy
 from spin_bench.envs import EPISODE_STEPS
+from spin_bench.pipeline.behaviour.curve import has_snapshot, logged_value, read_curve
+from spin_bench.pipeline.behaviour.policy import load_behaviour_policy
 
 LARGE_FEATURE = 100.0
 """A feature whose absolute value passes this is reported as large (DMC features are mostly O(1))."""

@@ -10,9 +10,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from spin_bench.behaviour.curve import logged_value, read_curve
-from spin_bench.behaviour.diagnose import OVERESTIMATED_FACTOR, diverged_q, implied_q, overestimation
-from spin_bench.behaviour.export import nondefault_overrides
+from spin_bench.pipeline.behaviour.curve import logged_value, read_curve
+from spin_bench.pipeline.behaviour.diagnose import OVERESTIMATED_FACTOR, diverged_q, implied_q, overestimation
+from spin_bench.pipeline.behaviour.export import nondefault_overrides
 
 
 @dataclass(frozen=True)

@@ -31,14 +31,14 @@ import torch.nn.functional as F
 
 from spin_bench._device import resolve_device
 from spin_bench._io import atomic_torch_save, atomic_write_text
-from spin_bench.behaviour.config import DecQNConfig
-from spin_bench.behaviour.curve import logged_value, read_curve, write_curve
-from spin_bench.behaviour.diagnose import DIVERGED_Q_FACTOR, diverged_q, greedy_q, implied_q, q_bound
-from spin_bench.behaviour.network import DecoupledQNetwork, check_utility_basis
-from spin_bench.behaviour.policy import save_snapshot
-from spin_bench.behaviour.replay import NStepReplay, PrioritizedReplay
-from spin_bench.behaviour.warm_start import WarmStart, load_warm_start, snapshot_name
-from spin_bench.behaviour.workers import WorkerPool, WorkerSpec
+from spin_bench.pipeline.behaviour.config import DecQNConfig
+from spin_bench.pipeline.behaviour.curve import logged_value, read_curve, write_curve
+from spin_bench.pipeline.behaviour.diagnose import DIVERGED_Q_FACTOR, diverged_q, greedy_q, implied_q, q_bound
+from spin_bench.pipeline.behaviour.network import DecoupledQNetwork, check_utility_basis
+from spin_bench.pipeline.behaviour.policy import save_snapshot
+from spin_bench.pipeline.behaviour.replay import NStepReplay, PrioritizedReplay
+from spin_bench.pipeline.behaviour.warm_start import WarmStart, load_warm_start, snapshot_name
+from spin_bench.pipeline.behaviour.workers import WorkerPool, WorkerSpec
 
 EVAL_SEED_BASE = 1_000_000
 Q_PROBE_STATES = 4096
@@ -182,7 +182,8 @@ def run_training(
 
     ``learner_threads``: torch threads of a CPU learner; 0 gives it the cores the workers leave (at least 1).
     ``init_from``: an export folder (``datasets/checkpoints/<task>/bins<M>``) to warm-start a new run from (see
-    :mod:`spin_bench.behaviour.warm_start`); a run folder that already has a checkpoint resumes from it instead.
+    :mod:`spin_bench.pipeline.behaviour.warm_start`); a run folder that already has a checkpoint resumes from it
+    instead.
     """
     import gymnasium as gym
 

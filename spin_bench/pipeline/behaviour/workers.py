@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spin_bench.behaviour.network import DecoupledQNetwork
-from spin_bench.behaviour.policy import BehaviourPolicy
+from spin_bench.pipeline.behaviour.network import DecoupledQNetwork
+from spin_bench.pipeline.behaviour.policy import BehaviourPolicy
 
 
 @dataclass(frozen=True)

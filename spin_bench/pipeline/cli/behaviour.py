@@ -1,4 +1,4 @@
-"""``spin-bench behaviour ...``: online DecQN training of the agents that make the datasets."""
+"""``spin-bench-maintain behaviour ...``: online DecQN training of the agents that make the datasets."""
 
 from __future__ import annotations
 
@@ -48,9 +48,9 @@ def train(
     extends a finished run. When the run folder is gone (it lives outside the repository), --init-from
     continues from what `behaviour export` kept of it.
     """
-    from spin_bench.behaviour.config import DecQNConfig, apply_overrides
-    from spin_bench.behaviour.trainer import TrainingInterrupted, run_training
     from spin_bench.cli._common import cli_errors
+    from spin_bench.pipeline.behaviour.config import DecQNConfig, apply_overrides
+    from spin_bench.pipeline.behaviour.trainer import TrainingInterrupted, run_training
 
     with cli_errors():
         config = apply_overrides(DecQNConfig(), overrides or [])
@@ -83,7 +83,7 @@ def export(
     """Copy the expert (final, or --expert-step) and medium (closest to half its return) snapshots and the curve."""
     from rich import print as rprint
 
-    from spin_bench.behaviour.export import export_snapshots
+    from spin_bench.pipeline.behaviour.export import export_snapshots
 
     record = export_snapshots(run, dest, expert_step)
     for quality, snap in record["snapshots"].items():
@@ -114,7 +114,7 @@ def rebin(
     """
     from rich import print as rprint
 
-    from spin_bench.behaviour.rebin import rebin_export
+    from spin_bench.pipeline.behaviour.rebin import rebin_export
 
     if bins < 2:
         raise ValueError(f"--bins {bins} must be >= 2")
@@ -145,7 +145,7 @@ def diagnose(
     from rich import print as rprint
     from rich.table import Table
 
-    from spin_bench.behaviour.diagnose import (
+    from spin_bench.pipeline.behaviour.diagnose import (
         DIVERGED_Q_FACTOR,
         LARGE_FEATURE,
         OVERESTIMATED_FACTOR,
@@ -235,7 +235,7 @@ def status(
     from rich import print as rprint
     from rich.table import Table
 
-    from spin_bench.behaviour.status import catalog_targets, run_statuses
+    from spin_bench.pipeline.behaviour.status import catalog_targets, run_statuses
 
     statuses = run_statuses(root, catalog_targets())
     if not statuses:

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from spin_bench._io import atomic_write_json
-from spin_bench.behaviour.curve import write_curve
-from spin_bench.behaviour.network import DecoupledQNetwork, legendre_basis, utility_coefficients
-from spin_bench.behaviour.policy import load_behaviour_policy, save_snapshot
-from spin_bench.behaviour.warm_start import load_warm_start
+from spin_bench.pipeline.behaviour.curve import write_curve
+from spin_bench.pipeline.behaviour.network import DecoupledQNetwork, legendre_basis, utility_coefficients
+from spin_bench.pipeline.behaviour.policy import load_behaviour_policy, save_snapshot
+from spin_bench.pipeline.behaviour.warm_start import load_warm_start
 
 
 def rebin_network(network: DecoupledQNetwork, bins: int, utility_basis: int | None = None) -> DecoupledQNetwork:
@@ -62,10 +62,10 @@ def rebin_network(network: DecoupledQNetwork, bins: int, utility_basis: int | No
 
 def evaluate_snapshot(path: Path, task: str, bins: int, episodes: int, epsilon: float, workers: int) -> np.ndarray:
     """Returns of the trainer's evaluation episodes (reset seeds ``EVAL_SEED_BASE + k``) for a snapshot file."""
-    from spin_bench.behaviour.trainer import EVAL_SEED_BASE
     from spin_bench.datasets.catalog import Segment
     from spin_bench.datasets.rollout import RolloutConfig, run_episodes, segment_jobs
     from spin_bench.envs import EPISODE_STEPS, env_id
+    from spin_bench.pipeline.behaviour.trainer import EVAL_SEED_BASE
 
     config = RolloutConfig(env_id(task), {"bins": bins}, {"snapshot": str(path)}, max_episode_steps=EPISODE_STEPS)
     jobs = segment_jobs([Segment("snapshot", episodes, EVAL_SEED_BASE, epsilon)])
@@ -138,7 +138,16 @@ def rebin_export(
         )
     curve.sort(key=lambda row: int(row["env_steps"]))
     write_curve(dest / "curve.csv", curve)
-    command = ["spin-bench", "behaviour", "rebin", source.as_posix(), "--bins", str(bins), "--dest", dest.as_posix()]
+    command = [
+        "spin-bench-maintain",
+        "behaviour",
+        "rebin",
+        source.as_posix(),
+        "--bins",
+        str(bins),
+        "--dest",
+        dest.as_posix(),
+    ]
     if utility_basis is not None:
         command += ["--utility-basis", str(degree_count)]
     new_record = {

@@ -21,13 +21,13 @@ stays on record.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from spin_bench.behaviour.curve import read_curve
-from spin_bench.behaviour.network import DecoupledQNetwork
-from spin_bench.behaviour.policy import load_behaviour_policy, sha256_file
+from spin_bench._io import atomic_copy
+from spin_bench.pipeline.behaviour.curve import read_curve
+from spin_bench.pipeline.behaviour.network import DecoupledQNetwork
+from spin_bench.pipeline.behaviour.policy import load_behaviour_policy, sha256_file
 
 SNAPSHOT_NAME = "snapshots/step_{:09d}.pt"
 """Where a run keeps the snapshot taken at a number of env steps."""
@@ -77,10 +77,8 @@ class WarmStart:
         for quality in ("medium", "expert"):
             snap = self.record["snapshots"][quality]
             name = snapshot_name(int(snap["env_steps"]))
-            tmp = out / f"{name}.tmp"
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.source / snap["file"], tmp)
-            tmp.replace(out / name)
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            atomic_copy(self.source / snap["file"], out / name)
             kept[int(snap["env_steps"])] = name
         return [{**row, "snapshot": kept.get(int(row["env_steps"]), "")} for row in self.curve]
 

@@ -8,14 +8,13 @@ the exact training command travel with them.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from spin_bench._io import atomic_write_json
-from spin_bench.behaviour.config import DecQNConfig
-from spin_bench.behaviour.curve import has_snapshot, read_curve
-from spin_bench.behaviour.policy import sha256_file
+from spin_bench._io import atomic_copy, atomic_write_json
+from spin_bench.pipeline.behaviour.config import DecQNConfig
+from spin_bench.pipeline.behaviour.curve import has_snapshot, read_curve
+from spin_bench.pipeline.behaviour.policy import sha256_file
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,8 @@ def training_command(config: dict, env_steps: int) -> str:
     init_from = config.get("init_from")
     return " ".join(
         [
-            f"spin-bench behaviour train --task {config['task']} --bins {config['bins']} --seed {config['seed']}",
+            f"spin-bench-maintain behaviour train --task {config['task']} --bins {config['bins']}",
+            f"--seed {config['seed']}",
             f"--env-steps {env_steps}",
             *([f"--init-from {init_from['path']}"] if init_from else []),
             *(f"--set {item}" for item in nondefault_overrides(config["decqn"])),
@@ -102,9 +102,7 @@ def export_snapshots(run: str | Path, dest: str | Path, expert_step: int | None 
     }
     for quality, row in (("expert", chosen.expert), ("medium", chosen.medium)):
         target = dest / f"{quality}.pt"
-        tmp = dest / f".{quality}.pt.tmp"
-        shutil.copyfile(run / row["snapshot"], tmp)
-        tmp.replace(target)
+        atomic_copy(run / row["snapshot"], target)
         record["snapshots"][quality] = {
             "file": target.name,
             "sha256": sha256_file(target),
@@ -113,7 +111,6 @@ def export_snapshots(run: str | Path, dest: str | Path, expert_step: int | None 
             "eval_return_std": float(row["eval_return_std"]),
             "eval_episodes": int(row["eval_episodes"]),
         }
-    shutil.copyfile(curve_path, dest / ".curve.csv.tmp")
-    (dest / ".curve.csv.tmp").replace(dest / "curve.csv")
+    atomic_copy(curve_path, dest / "curve.csv")
     atomic_write_json(dest / "behaviour.json", record)
     return record

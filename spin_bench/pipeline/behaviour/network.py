@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from spin_bench.behaviour.config import LAYER_NORMS, OBSERVATION_TRANSFORMS, check_choice
+from spin_bench.pipeline.behaviour.config import LAYER_NORMS, OBSERVATION_TRANSFORMS, check_choice
 
 
 def symlog(x: torch.Tensor) -> torch.Tensor:

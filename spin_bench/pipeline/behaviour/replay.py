@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from spin_bench._io import atomic_target
+
 FIELDS = ("observations", "actions", "returns", "next_observations", "discounts")
 
 
@@ -38,10 +40,10 @@ class NStepReplay:
 
     def save(self, path: Path) -> None:
         """Write the filled part atomically (np.savez, uncompressed: speed over size)."""
-        tmp = path.with_name(path.name + ".tmp.npz")
         n = self.size
-        np.savez(tmp, cursor=self.cursor, **{name: getattr(self, name)[:n] for name in FIELDS}, **self._extra_arrays())
-        tmp.replace(path)
+        with atomic_target(path) as tmp:
+            arrays = {name: getattr(self, name)[:n] for name in FIELDS}
+            np.savez(tmp, cursor=self.cursor, **arrays, **self._extra_arrays())
 
     def load(self, path: Path) -> None:
         with np.load(path) as data:

@@ -1,6 +1,6 @@
 """Migrate a catalog's recorded sha256 values from ``spin-bench-digest-v1`` to ``spin-bench-digest-v2``, without data.
 
-    python -m spin_bench.datasets.migrate_digests [CATALOG]   # default: the catalog spin-bench uses
+    python -m spin_bench.pipeline.migrate_digests [CATALOG]   # default: the catalog spin-bench uses
 
 v2 is the SHA-256 of the v1 digest and the metadata fields v1 left out (see ``spin_bench/datasets/digest.py``);
 those fields are what a build writes for the entry's env, so every recorded v1 value has exactly one v2 value and
@@ -14,8 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-from spin_bench.datasets.catalog import Catalog, CatalogError, catalog_lock, default_catalog_path
+from spin_bench.datasets.catalog import CatalogError, default_catalog_path
 from spin_bench.datasets.digest import ARRAYS_FORMAT, DIGEST_FORMAT, combine, expected_metadata_fields
+from spin_bench.pipeline.catalog_edit import EditableCatalog, catalog_lock
 
 
 def migrate_catalog_raw(raw: dict, path: Path) -> tuple[dict, dict[str, tuple[str, str]]]:
@@ -29,7 +30,7 @@ def migrate_catalog_raw(raw: dict, path: Path) -> tuple[dict, dict[str, tuple[st
             migrated[key] = copy.deepcopy(value)
         if key == "format":
             migrated["digest_format"] = DIGEST_FORMAT
-    catalog = Catalog(migrated, path)  # parses and validates the entries (their v1 values are well-formed too)
+    catalog = EditableCatalog(migrated, path)  # parses and validates the entries (their v1 values are well-formed too)
     changes: dict[str, tuple[str, str]] = {}
     for entry in catalog:
         recorded = [ds for ds in entry.datasets.values() if ds.sha256 is not None]
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     with catalog_lock(path):
         raw = json.loads(path.read_text())
         migrated, changes = migrate_catalog_raw(raw, path)
-        Catalog(migrated, path).save()
+        EditableCatalog(migrated, path).save()
     for dataset_id, (v1, v2) in changes.items():
         print(f"{dataset_id}: {v1} -> {v2}")
     print(f"{path}: {len(changes)} recorded sha256 values now {DIGEST_FORMAT}")

@@ -1,8 +1,11 @@
-"""A trained behaviour agent as a policy: load a snapshot, act greedily with per-dimension epsilon."""
+"""A trained behaviour agent as a torch policy: write and load snapshots, act greedily with per-dimension epsilon.
+
+The file format and the torch-free reader are the user side's (:mod:`spin_bench.datasets.snapshot`); this module
+adds what training, export and diagnosis need: the torch network itself.
+"""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,20 +13,14 @@ import numpy as np
 import torch
 
 from spin_bench._io import atomic_torch_save
-from spin_bench.behaviour.network import DecoupledQNetwork
-
-SNAPSHOT_FORMAT = "spin-bench/decqn-snapshot-v1"
-
-
-def epsilon_greedy(greedy: np.ndarray, nvec: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
-    """Replace each sub-action of ``greedy`` (B, N) by a uniform bin with probability ``epsilon``.
-
-    Exactly two draws of shape (B, N) from ``rng`` happen per call, whatever epsilon is, so the
-    random stream (and a dataset built from it) does not depend on which branch was taken.
-    """
-    explore = rng.random(greedy.shape) < epsilon
-    random_bins = np.floor(rng.random(greedy.shape) * nvec).astype(greedy.dtype)
-    return np.where(explore, random_bins, greedy)
+from spin_bench.datasets.snapshot import (
+    SNAPSHOT_FORMAT,
+    epsilon_greedy,
+    load_snapshot_policy,
+    read_snapshot,
+    sha256_file,
+)
+from spin_bench.pipeline.behaviour.network import DecoupledQNetwork
 
 
 @dataclass
@@ -63,19 +60,23 @@ def save_snapshot(path: Path, network: DecoupledQNetwork, **metadata) -> str:
 
 
 def load_behaviour_policy(path: str | Path) -> BehaviourPolicy:
-    """Load a snapshot written by :func:`save_snapshot` (``torch.load(weights_only=True)``)."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if payload.get("format") != SNAPSHOT_FORMAT:
-        raise ValueError(f"{path}: not a spin-bench behaviour snapshot (format={payload.get('format')!r})")
+    """Load a snapshot written by :func:`save_snapshot` as a torch network (read by :func:`read_snapshot`)."""
+    payload = read_snapshot(path)
     network = DecoupledQNetwork(**payload["architecture"])
-    network.load_state_dict(payload["state_dict"])
+    network.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in payload["state_dict"].items()})
     network.eval()
     return BehaviourPolicy(network=network, metadata=dict(payload["metadata"]))
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def check_numpy_forward(path: str | Path, policy: BehaviourPolicy) -> None:
+    """Check that the torch-free rollout forward pass (:func:`load_snapshot_policy`) computes this network's
+    utilities, on 64 probe observations; ValueError naming the snapshot if not (it cannot make datasets)."""
+    numpy_policy = load_snapshot_policy(path)
+    probe = np.random.default_rng(0).standard_normal((64, policy.network.obs_dim)).astype(np.float32) * 5
+    with torch.no_grad():
+        expected = policy.network(torch.from_numpy(probe)).numpy()
+    got = np.concatenate([numpy_policy.greedy.utilities(row[None]) for row in probe])
+    finite = np.isfinite(expected)
+    same = np.array_equal(finite, np.isfinite(got)) and np.allclose(got[finite], expected[finite], 1e-4, 1e-4)
+    if not same:
+        raise ValueError(f"{path}: the numpy forward pass that builds datasets does not reproduce this network")

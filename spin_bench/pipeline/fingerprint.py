@@ -3,8 +3,8 @@
 A full dataset takes minutes to hours to rebuild, so the catalog also records a *prefix*: the first
 ``PREFIX_EPISODES`` episode(s) of every segment of the recipe (for a ``concat`` recipe, of every part's
 segments), so every policy and seed stream of the dataset is exercised. Its fingerprint is each episode's return
-and length, and the sha256 of their arrays. It is taken from the episodes of the real build (``--record``) and
-checked by re-simulating the same episodes from the checkpoints (``spin-bench datasets check-prefix``; the slow
+and length, and the sha256 of their arrays. It is taken from the recorded build (``spin-bench-maintain record``)
+and checked by re-simulating the same episodes from the checkpoints (``spin-bench-maintain check-prefix``; the slow
 test suite does it for every recorded dataset), which catches a changed trainer checkpoint, simulator or recipe.
 """
 
@@ -163,8 +163,8 @@ def rounding_ties(entry: TaskEntry, ds: DatasetEntry, position: int, per_segment
     worker = _Worker(config)
     try:
         policy = worker.policies.get(job.policy)
-        if policy is None or not hasattr(policy.greedy, "astype"):
-            return []  # uniform random actions, or a network only torch evaluates: nothing to explain
+        if policy is None:
+            return []  # uniform random actions: nothing to explain
         watch = _TieWatch(policy)
         rollout_episode(worker.env, watch, job, config.max_episode_steps)
         return watch.ties
