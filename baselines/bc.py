@@ -1,4 +1,4 @@
-"""Behaviour cloning: the factorized MLP actor fit by maximum likelihood, the sanity floor of the benchmark."""
+"""Behaviour cloning: F-IQL's factorized MLP actor fit by maximum likelihood, the sanity floor of the benchmark."""
 
 from __future__ import annotations
 
@@ -7,17 +7,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from baselines.f_iql import MLPActor, MLPActorConfig
 from spin_bench.agents.base import Agent, Batch, adam, maybe_compile, seeded
 from spin_bench.agents.config import TrainConfig
-from spin_bench.agents.policies import MLPActor
 
 
 @dataclass(frozen=True)
-class BCConfig(TrainConfig):
-    actor_hidden: tuple[int, ...] = (256, 256)
-    """Hidden widths of the actor's shared torso (F-IQL's actor)."""
-    actor_dropout: float = 0.1
-    """Dropout after each hidden layer of the actor."""
+class BCConfig(MLPActorConfig, TrainConfig):
+    """The training budget and F-IQL's MLP actor: no critic, so none of IQL's fields."""
 
 
 class BCAgent(Agent):

@@ -124,7 +124,8 @@ def measure(job: dict) -> dict:
     import torch
 
     import spin_bench
-    from spin_bench.agents import TransitionSampler, make_agent, make_config
+    from spin_bench.agents import TransitionSampler
+    from spin_bench.registry import make_agent, make_config
 
     device = torch.device(job["device"])
     cuda = device.type == "cuda"
@@ -140,7 +141,7 @@ def measure(job: dict) -> dict:
     roof_before = roofline(device, sync)
     what, seconds = job["what"], job["seconds"]
     if what.startswith("asm"):
-        from spin_bench.agents.asm import pretrain_asm
+        from spin_bench.agents.spin import pretrain_asm
 
         obs = torch.as_tensor(data.observations, device=device)
         actions = torch.as_tensor(data.actions, device=device)

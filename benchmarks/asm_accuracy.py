@@ -6,7 +6,7 @@ Usage: python benchmarks/asm_accuracy.py --dataset spin/cheetah-run/random-mediu
 
 The dataset's episodes are split (by episode, with ``--seed``) into a training part and a held-out part of
 ``--held-out`` of the episodes. The ASM is pre-trained on the training part exactly as ``SPINAgent.pretrain``
-does (``spin_bench.agents.asm.pretrain_asm``, the preset's ASM fields plus ``--set`` overrides), and every
+does (``spin_bench.agents.spin.pretrain_asm``, the preset's ASM fields plus ``--set`` overrides), and every
 ``--every`` steps its accuracy is measured on 8192 held-out transitions with a fixed 15% of their tokens
 replaced by [MASK] (``masked_accuracy``: argmax prediction of each selected sub-action from the state and the
 unmasked others). Two references are printed beside it, computed on the same tokens: predicting each
@@ -90,9 +90,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     import spin_bench
-    from spin_bench.agents import make_config
-    from spin_bench.agents.asm import masked_accuracy, pretrain_asm
+    from spin_bench.agents.spin import masked_accuracy, pretrain_asm
     from spin_bench.overrides import apply_settings
+    from spin_bench.registry import make_config
 
     cfg = apply_settings(make_config("spin", args.preset, asm_steps=args.steps), args.overrides)
     data = spin_bench.load_dataset(args.dataset).transitions

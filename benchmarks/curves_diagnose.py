@@ -176,8 +176,8 @@ def parse_overrides(pairs: list[str]) -> dict:
 def cmd_train(args) -> None:
     import spin_bench
     from spin_bench.agents.evaluation import evaluate
-    from spin_bench.agents.registry import make_agent
     from spin_bench.agents.sampler import TransitionSampler
+    from spin_bench.registry import make_agent
 
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -269,7 +269,7 @@ def evaluate_states(agents_by_step, data, out: Path, episodes: int, seed: int, m
 
 def cmd_evaluate(args) -> None:
     import spin_bench
-    from spin_bench.agents.registry import restore_agent
+    from spin_bench.registry import restore_agent
 
     torch.set_num_threads(1)
     run = Path(args.run)
@@ -286,7 +286,7 @@ def cmd_evaluate(args) -> None:
 
 def official_to_agent(ckpt: dict, obs_dim: int, nvec, seed: int):
     """A spin-bench F-IQL agent holding an official IQL.py checkpoint's actor, critics and value net."""
-    from spin_bench.agents.registry import make_agent
+    from spin_bench.registry import make_agent
 
     agent = make_agent("f-iql", obs_dim, nvec, "paper", "cpu", seed)
     a = ckpt["actor_state_dict"]
@@ -372,7 +372,7 @@ def cmd_visits(args) -> None:
     from scipy.spatial import cKDTree
 
     import spin_bench
-    from spin_bench.agents.registry import restore_agent
+    from spin_bench.registry import restore_agent
 
     torch.set_num_threads(1)
     run = Path(args.run)
@@ -413,8 +413,8 @@ BETAS = (0.5, 1.0, 3.0, 10.0)
 def cmd_betas(args) -> None:
     """ESS and clipped share of the AWR weights that each saved state's advantages would give at other betas."""
     import spin_bench
-    from spin_bench.agents.registry import restore_agent
     from spin_bench.agents.sampler import TransitionSampler
+    from spin_bench.registry import restore_agent
 
     torch.set_num_threads(1)
     run = Path(args.run)

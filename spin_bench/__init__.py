@@ -21,15 +21,23 @@ __version__ = "0.1.0.dev0"
 
 register_envs()
 
-# Dataset entry points, imported on first use so that ``import spin_bench`` stays light.
-_LAZY_DATASET_NAMES = ("load_dataset", "make_env_and_dataset", "normalized_score")
+# Entry points by module, imported on first use so that ``import spin_bench`` stays light (no torch until an agent
+# is made).
+_LAZY = {
+    "load_dataset": "spin_bench.datasets",
+    "make_env_and_dataset": "spin_bench.datasets",
+    "normalized_score": "spin_bench.datasets",
+    "make_agent": "spin_bench.registry",
+    "make_config": "spin_bench.registry",
+    "restore_agent": "spin_bench.registry",
+}
 
 
 def __getattr__(name: str):
-    if name in _LAZY_DATASET_NAMES:
-        from spin_bench import datasets
+    if name in _LAZY:
+        import importlib
 
-        value = getattr(datasets, name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'spin_bench' has no attribute {name!r}")
@@ -43,6 +51,9 @@ __all__ = [
     "all_tasks",
     "env_id",
     "load_dataset",
+    "make_agent",
+    "make_config",
     "make_env_and_dataset",
     "normalized_score",
+    "restore_agent",
 ]

@@ -5,9 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spin_bench.agents import SPINConfig, TransitionSampler, make_agent
-from spin_bench.agents.asm import asm_cache_key, load_or_pretrain_asm, mask_actions, masked_modelling_loss
+from spin_bench.agents import SPINConfig, TransitionSampler
+from spin_bench.agents.spin import asm_cache_key, load_or_pretrain_asm, mask_actions, masked_modelling_loss
 from spin_bench.datasets import Transitions
+from spin_bench.registry import make_agent
 
 SMALL = dict(
     d_model=16, num_heads=2, num_blocks=2, head_hidden=16, critic_hidden=(16,), value_hidden=(16,), batch_size=16

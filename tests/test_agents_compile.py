@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from spin_bench.agents import TransitionSampler, make_agent
+from spin_bench.agents import TransitionSampler
 from spin_bench.datasets import Transitions
+from spin_bench.registry import make_agent
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from spin_bench.agents import make_agent, train_offline
-from spin_bench.agents.asm import load_or_pretrain_asm, masked_accuracy
+from spin_bench.agents import train_offline
+from spin_bench.agents.spin import load_or_pretrain_asm, masked_accuracy
 from spin_bench.datasets import Transitions
+from spin_bench.registry import make_agent
 
 S, N = 4, 6
 CRITIC = dict(critic_hidden=(64, 64), value_hidden=(64, 64), batch_size=128)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import spin_bench
-from spin_bench.agents import evaluate, make_agent
+from spin_bench.agents import evaluate
+from spin_bench.registry import make_agent
 
 ENV = spin_bench.env_id("cheetah-run")
 

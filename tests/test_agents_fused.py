@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spin_bench.agents import make_agent
-from spin_bench.agents.asm import masked_modelling_loss
 from spin_bench.agents.base import adam
 from spin_bench.agents.layers import short_log_softmax, short_softmax
+from spin_bench.agents.spin import masked_modelling_loss
 from spin_bench.agents.transformer import SelfAttention, attention_with_dropout
+from spin_bench.registry import make_agent
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from spin_bench.agents import TransitionSampler, make_agent, train_offline
+from spin_bench.agents import TransitionSampler, train_offline
 from spin_bench.agents.iql import (
     awr_loss,
     awr_weights,
@@ -17,6 +17,7 @@ from spin_bench.agents.iql import (
     td_target,
 )
 from spin_bench.datasets import Transitions
+from spin_bench.registry import make_agent
 
 TINY_MLP = dict(actor_hidden=(16,), critic_hidden=(16,), value_hidden=(16,), batch_size=8)
 

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from spin_bench.agents import AGENT_NAMES, Batch, SPINConfig, make_agent
-from spin_bench.agents.asm import ActionStructureModel, masked_modelling_loss
+from spin_bench.agents import Batch, SPINConfig
 from spin_bench.agents.precision import autocast_dtype, describe_precision
+from spin_bench.agents.spin import ActionStructureModel, masked_modelling_loss
+from spin_bench.registry import AGENT_NAMES, make_agent
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

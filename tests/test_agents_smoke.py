@@ -9,17 +9,9 @@ import pytest
 import torch
 
 import spin_bench
-from spin_bench.agents import (
-    AGENT_NAMES,
-    PRESETS,
-    TransitionSampler,
-    evaluate,
-    make_agent,
-    make_config,
-    restore_agent,
-    train_offline,
-)
+from spin_bench.agents import PRESETS, TransitionSampler, evaluate, train_offline
 from spin_bench.datasets import Transitions
+from spin_bench.registry import AGENT_NAMES, make_agent, make_config, restore_agent
 
 TASK = "cheetah-run"
 OBS_DIM, NVEC = 17, [3] * 6
@@ -193,7 +185,7 @@ def test_every_config_field_has_a_docstring():
     import ast
     import inspect
 
-    from spin_bench.agents import agent_class
+    from spin_bench.registry import agent_class
 
     classes = {c for name in AGENT_NAMES for c in agent_class(name).config_class.__mro__ if dataclasses.is_dataclass(c)}
     for cls in classes:

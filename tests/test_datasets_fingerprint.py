@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from spin_bench.datasets.catalog import default_catalog_path, expert_status, expert_target, load_catalog
+from spin_bench.datasets.catalog import Catalog, default_catalog_path, expert_status, expert_target, load_catalog
 from spin_bench.datasets.minari_io import episode_returns, local_dataset_dir
 from spin_bench.pipeline.card import render_card
 from spin_bench.pipeline.catalog_edit import edit_catalog
@@ -98,7 +98,8 @@ def test_catalog_edits_from_several_processes_are_all_kept(tiny_catalog):
 
 
 def test_card_lists_every_entry_and_marks_targets(tiny_catalog):
-    catalog = load_catalog()
+    loaded = load_catalog()
+    catalog = Catalog(loaded.raw, loaded.path)  # a copy to edit: load_catalog's result is shared and read-only
     entry = catalog.task_entry("cheetah-run")
     assert expert_target(entry) == 450.0  # the catalog's own target wins over 85% of the paper's expert
     assert expert_status(entry) == "met"  # the tiny catalog's expert reference is 500

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import spin_bench
 from spin_bench.cli import app
-from spin_bench.datasets.original import REFERENCE_SCORES, load_imported
+from spin_bench.datasets.original import REFERENCE_SCORES, imported_transitions
 from spin_bench.datasets.safe_pickle import RefusedPickleError, load_restricted
 
 try:  # numpy >= 2
@@ -128,7 +129,7 @@ def test_import_converts_the_layout_with_truncations_where_done_or_the_chain_bre
     env.close()
 
     source = _transitions(original_root / "3_bins" / "cheetah-run-medium")
-    t = load_imported("original/cheetah-run/medium-v0").transitions
+    t = imported_transitions("original/cheetah-run/medium-v0")
     np.testing.assert_array_equal(t.observations, np.array([x[0] for x in source], dtype=np.float32))
     np.testing.assert_array_equal(t.next_observations, np.array([x[3] for x in source], dtype=np.float32))
     np.testing.assert_array_equal(t.actions, np.array([x[1] for x in source]))
@@ -137,7 +138,7 @@ def test_import_converts_the_layout_with_truncations_where_done_or_the_chain_bre
     assert np.flatnonzero(t.timeouts).tolist() == [999, 1999]
 
     mixed = _transitions(original_root / "3_bins" / "cheetah-run-random-medium-expert")
-    t = load_imported("original/cheetah-run/random-medium-expert-v0").transitions
+    t = imported_transitions("original/cheetah-run/random-medium-expert-v0")
     assert not any(x[4] for x in mixed) and len(t) == 500
     np.testing.assert_array_equal(t.next_observations, np.array([x[3] for x in mixed], dtype=np.float32))
     assert not t.terminals.any() and np.flatnonzero(t.timeouts).tolist() == [299, 499]  # chain break, end of file
@@ -183,6 +184,12 @@ def test_a_run_on_an_imported_dataset_is_normalized_by_the_papers_references(ori
     assert result.exit_code == 1 and "original/cheetah-run/medium-v0 is not imported" in _one_error_line(result)
 
     assert _cli("datasets", "import-original", original_root, "--quality", "medium").exit_code == 0
+    listed = _cli("datasets", "list", "--task", "cheetah-run", "--offline")
+    assert listed.exit_code == 0 and "original/cheetah-run/medium-v0" in listed.output and "imported" in listed.output
+    info = _cli("datasets", "info", "original/cheetah-run/medium-v0")
+    assert info.exit_code == 0, info.output
+    assert "random 5.39, expert 664.57 (the original benchmark's published reference scores" in info.output
+    assert "2,000 transitions, 2 episodes" in info.output and "cheetah-run-medium" in info.output
     result = _cli(*args)
     assert result.exit_code == 0, result.output
     (summary_path,) = out.rglob("summary.json")
@@ -198,6 +205,11 @@ def test_a_run_on_an_imported_dataset_is_normalized_by_the_papers_references(ori
     assert result.exit_code == 0, result.output
     (row,) = csv.DictReader(open(out / "report.csv"))
     assert row["dataset"] == "original/medium" and float(row["normalized_score"]) == pytest.approx(expected, abs=0.01)
+    header = " ".join(_cli("report", out).output.split())
+    assert "with the original benchmark's published reference scores" in header and "catalog" not in header
+    assert spin_bench.normalized_score("original/cheetah-run/medium-v0", summary["final_return_mean"]) == pytest.approx(
+        expected
+    )
 
     result = _cli("eval", summary_path.parent, "--episodes", "1")
     assert result.exit_code == 0, result.output

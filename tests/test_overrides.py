@@ -5,10 +5,12 @@ import json
 
 import pytest
 
-from spin_bench.agents.config import IQLConfig, SAINTConfig, SPINConfig, TrainConfig
-from spin_bench.agents.registry import make_config
+from baselines.saint import SAINTConfig
+from spin_bench.agents.config import IQLConfig, TrainConfig
+from spin_bench.agents.spin import SPINConfig
 from spin_bench.overrides import expand_grid, parse_settings, read_settings_file, settings_from_mapping
 from spin_bench.pipeline.behaviour.config import DecQNConfig, apply_overrides
+from spin_bench.registry import make_config
 from spin_bench.runner.spec import RunSpec
 
 

@@ -1,6 +1,7 @@
 """Frozen configs shared by the agents. Defaults are the paper's (SPIN, Landers et al., ICLR 2026, section 4).
 
-Each agent's own config subclasses one of these; ``spin_bench.agents.presets`` holds the named presets.
+Each agent's own config (``SPINConfig`` in ``spin_bench.agents.spin``, the baselines' in ``baselines/``) subclasses
+one of these; ``spin_bench.agents.presets`` holds the named presets.
 """
 
 from __future__ import annotations
@@ -82,8 +83,9 @@ class IQLConfig(TrainConfig):
 
 
 @dataclass(frozen=True)
-class SAINTConfig(IQLConfig):
-    """IQL with the SAINT actor: a state token and N slot tokens through pre-LN self-attention blocks."""
+class TransformerActorConfig(IQLConfig):
+    """IQL with the SAINT actor: a state token and N slot tokens through pre-LN self-attention blocks (SPIN's
+    stage-2 actor, and SAINT's). SPIN's Action Structure Model has the same shape."""
 
     d_model: int = 256
     """Token width."""
@@ -107,47 +109,3 @@ class SAINTConfig(IQLConfig):
             self.d_model % self.num_heads == 0, "d_model", self.d_model, f"a multiple of num_heads={self.num_heads}"
         )
         require(0 <= self.dropout < 1, "dropout", self.dropout, "in [0, 1)")
-
-
-@dataclass(frozen=True)
-class SPINConfig(SAINTConfig):
-    """SPIN: pretrain an Action Structure Model (ASM) on the dataset's actions, then train the SAINT actor's
-    slots and heads with IQL on top of the ASM's frozen state encoder and blocks.
-
-    The ASM has the actor's shape (``d_model`` ... ``head_hidden``, ``dropout`` above) so that its trunk can be
-    copied; the fields below configure its masked action modelling.
-    """
-
-    asm_epochs: float = 100.0
-    """ASM pretraining length in epochs of ceil(|D| / asm_batch_size) steps (fractions allowed)."""
-    asm_steps: int | None = None
-    """ASM pretraining length in steps, overriding ``asm_epochs`` when set (budgets that ignore |D|)."""
-    asm_batch_size: int = 1024
-    """Transitions per ASM step."""
-    asm_lr: float = 4e-4
-    """Adam learning rate of the ASM (constant)."""
-    asm_grad_clip: float = 1.0
-    """Global gradient-norm clip of the ASM."""
-    mask_prob: float = 0.15
-    """Probability that a sub-action token is selected for prediction (at least one per batch)."""
-    mask_token_frac: float = 0.8
-    """Of the selected tokens, the fraction replaced by [MASK]."""
-    random_token_frac: float = 0.1
-    """Of the selected tokens, the fraction replaced by a uniform random bin (the rest stay unchanged)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.asm_epochs > 0, "asm_epochs", self.asm_epochs, "> 0")
-        require(self.asm_steps is None or self.asm_steps >= 1, "asm_steps", self.asm_steps, ">= 1, or none")
-        require(self.asm_batch_size >= 1, "asm_batch_size", self.asm_batch_size, ">= 1")
-        require(self.asm_lr > 0, "asm_lr", self.asm_lr, "> 0")
-        require(self.asm_grad_clip > 0, "asm_grad_clip", self.asm_grad_clip, "> 0")
-        require(0 < self.mask_prob <= 1, "mask_prob", self.mask_prob, "in (0, 1]")
-        require(0 <= self.mask_token_frac <= 1, "mask_token_frac", self.mask_token_frac, "in [0, 1]")
-        require(0 <= self.random_token_frac <= 1, "random_token_frac", self.random_token_frac, "in [0, 1]")
-        require(
-            self.mask_token_frac + self.random_token_frac <= 1,
-            "random_token_frac",
-            self.random_token_frac,
-            f"<= 1 - mask_token_frac = {1 - self.mask_token_frac:g}",
-        )

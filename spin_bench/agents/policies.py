@@ -1,4 +1,4 @@
-"""Actors: the interface IQL and BC train through, factorized categorical policies, and the MLP actor."""
+"""Actors: the interface IQL and BC train through, and factorized categorical policies with their sampling."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TypeAlias
 import torch
 from torch import nn
 
-from spin_bench.agents.layers import mlp, padding_mask, short_log_softmax
+from spin_bench.agents.layers import padding_mask, short_log_softmax
 
 Generators: TypeAlias = torch.Generator | Sequence[torch.Generator]
 """One generator for the whole batch, or one per batch row (row b's draws come from ``generator[b]`` alone, so
@@ -69,14 +69,3 @@ class FactorizedActor(Actor):
 
     def sample(self, obs: torch.Tensor, deterministic: bool, generator: Generators) -> torch.Tensor:
         return sample_categorical(self.masked_logits(obs), deterministic, generator)
-
-
-class MLPActor(FactorizedActor):
-    """Shared MLP torso, one linear head per dimension (computed as one N * max_m layer)."""
-
-    def __init__(self, obs_dim: int, nvec: Sequence[int], hidden: Sequence[int] = (256, 256), dropout: float = 0.0):
-        super().__init__(nvec)
-        self.net = mlp(obs_dim, hidden, len(self.nvec) * max(self.nvec), dropout)
-
-    def logits(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs).view(obs.shape[0], len(self.nvec), max(self.nvec))

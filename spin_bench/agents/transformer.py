@@ -1,4 +1,5 @@
-"""Transformer pieces shared by the Action Structure Model (SPIN stage 1) and the SAINT actor (stage 2).
+"""Transformer pieces shared by the Action Structure Model (SPIN stage 1) and the SAINT actor (stage 2), both
+in ``spin_bench.agents.spin``.
 
 Both read [state token, N tokens] with full self-attention and no positional encodings: each of the N
 tokens already knows its dimension (its own embedding table, or its own learned slot vector). The
@@ -13,10 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spin_bench.agents.config import SAINTConfig
+from spin_bench.agents.config import TransformerActorConfig
 from spin_bench.agents.layers import BatchedLinear, padding_mask, short_softmax
-from spin_bench.agents.policies import FactorizedActor
-from spin_bench.agents.precision import AutocastForward
 
 
 def attention_with_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float) -> torch.Tensor:
@@ -81,7 +80,7 @@ class Block(nn.Module):
 class TokenTrunk(nn.Module):
     """State encoder Linear(S, 2d) -> GELU -> Linear(2d, d) giving one state token, then the blocks."""
 
-    def __init__(self, obs_dim: int, cfg: SAINTConfig):
+    def __init__(self, obs_dim: int, cfg: TransformerActorConfig):
         super().__init__()
         d = cfg.d_model
         self.state_encoder = nn.Sequential(nn.Linear(obs_dim, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
@@ -109,22 +108,3 @@ class PerDimHeads(nn.Module):
         """(B, N, max_m) logits (-inf on padded bins) for (B, N, d) tokens."""
         logits = self.fc2(self.drop(F.gelu(self.fc1(z.transpose(0, 1))))).transpose(0, 1)
         return logits.float().masked_fill(self.bin_padding, float("-inf"))
-
-
-class SAINTActor(AutocastForward, FactorizedActor):
-    """pi(a | s) = prod_i pi_i(a_i | z_i): the state token and N learned slots through the trunk, then heads.
-
-    SAINT trains everything; SPIN loads the trunk from its ASM and trains only ``slots`` and ``heads``.
-    Trunk and heads run under ``autocast_dtype`` (set by the agent); the logits come out float32.
-    """
-
-    def __init__(self, obs_dim: int, nvec: Sequence[int], cfg: SAINTConfig):
-        super().__init__(nvec)
-        self.trunk = TokenTrunk(obs_dim, cfg)
-        self.slots = nn.Parameter(torch.randn(len(self.nvec), cfg.d_model))
-        self.heads = PerDimHeads(self.nvec, cfg.d_model, cfg.head_hidden, cfg.dropout)
-
-    def logits(self, obs: torch.Tensor) -> torch.Tensor:
-        slots = self.slots.unsqueeze(0).expand(obs.shape[0], -1, -1)
-        with self.forward_autocast(obs):
-            return self.heads(self.trunk(obs, slots))

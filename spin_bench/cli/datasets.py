@@ -55,12 +55,14 @@ def list_cmd(
     remote: RemoteOpt = None,
     offline: Annotated[bool, typer.Option(help="Do not ask any remote.")] = False,
 ) -> None:
-    """Table of every catalog dataset: size, return statistics, and whether it is local, remote, buildable."""
+    """Table of every catalog dataset (size, return statistics, whether it is local, remote, buildable) and of every
+    imported original-benchmark dataset."""
     from rich.table import Table
 
     from spin_bench.datasets.build import build_blockers
     from spin_bench.datasets.catalog import load_catalog
     from spin_bench.datasets.minari_io import is_installed
+    from spin_bench.datasets.original import import_metadata, imported_ids
 
     catalog = load_catalog()
     on_remote, problems = _remote_ids(remote, offline, catalog)
@@ -99,8 +101,15 @@ def list_cmd(
                 "no" if build_blockers(entry, ds) else "yes",
             )
             shown += 1
+    for name in imported_ids():  # not in the catalog: described by their import record
+        record = import_metadata(name)["spin_bench"]
+        if (task is not None and record["task"] != task) or (bins is not None and record["bins"] != bins):
+            continue
+        episodes = sum(record["import"]["episodes_ended_by"].values())
+        table.add_row(name, f"{record['import']['transitions']:,}", f"{episodes:,}", "-", "-", "yes", "-", "imported")
+        shown += 1
     if not shown:
-        raise ValueError(f"no catalog dataset matches task={task!r} bins={bins!r}")
+        raise ValueError(f"no catalog or imported dataset matches task={task!r} bins={bins!r}")
     console = _console()
     console.print(table)
     for p in problems:
@@ -113,19 +122,20 @@ def info_cmd(
     remote: RemoteOpt = None,
     offline: Annotated[bool, typer.Option(help="Do not ask any remote.")] = False,
 ) -> None:
-    """Everything about one dataset: env, recipe, checkpoints, reference scores, sha256, local/remote state."""
-    from rich.table import Table
+    """Everything about one dataset: env, recipe, checkpoints, reference scores, sha256, local/remote state (an
+    imported original-benchmark dataset: env, references and its import record)."""
 
     from spin_bench.datasets.build import build_blockers, describe_recipe
     from spin_bench.datasets.catalog import expert_status, expert_target, load_catalog
+    from spin_bench.datasets.ids import is_original_id
     from spin_bench.datasets.minari_io import is_installed, local_dataset_dir
 
+    if is_original_id(dataset_id):
+        _print_rows(dataset_id, _imported_rows(dataset_id), [])
+        return
     catalog = load_catalog()
     entry, ds = catalog.lookup(dataset_id)
     on_remote, problems = _remote_ids(remote, offline, catalog)
-    table = Table(show_header=False, title=dataset_id)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")  # sha256 and paths are copied: fold them, never cut them
     rows = [
         ("task", f"{entry.task}, {entry.bins} bins per action dimension"),
         ("env", f"gymnasium.make({entry.env_id!r}{''.join(f', {k}={v!r}' for k, v in entry.env_kwargs.items())})"),
@@ -177,12 +187,50 @@ def info_cmd(
         rows.append(("remote", "yes" if dataset_id in on_remote else ("?" if problems else "no")))
     blockers = build_blockers(entry, ds)
     rows.append(("buildable", "yes" if not blockers else "no: " + "; ".join(blockers)))
+    _print_rows(dataset_id, rows, problems)
+
+
+def _print_rows(title: str, rows: list[tuple[str, str]], problems: list[str]) -> None:
+    from rich.table import Table
+
+    table = Table(show_header=False, title=title)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")  # sha256 and paths are copied: fold them, never cut them
     for k, v in rows:
         table.add_row(k, v)
     console = _console()
     console.print(table)
     for p in problems:
         console.print(f"[yellow]remote: {p}[/yellow]")
+
+
+def _imported_rows(dataset_id: str) -> list[tuple[str, str]]:
+    """The info rows of an imported original-benchmark dataset, from its import record and its episodes."""
+    from spin_bench.datasets.minari_io import episode_returns, local_dataset_dir
+    from spin_bench.datasets.original import import_metadata, read_import
+
+    env_id, env_kwargs, references = read_import(dataset_id)  # DatasetError naming the fix when not imported
+    record = import_metadata(dataset_id)["spin_bench"]
+    imported = record["import"]
+    returns = episode_returns(local_dataset_dir(dataset_id) / "data", dataset_id=dataset_id)
+    normalized = references.normalize(returns.mean())
+    return [
+        ("task", f"{record['task']}, {record['bins']} bins per action dimension"),
+        ("env", f"gymnasium.make({env_id!r}{''.join(f', {k}={v!r}' for k, v in env_kwargs.items())})"),
+        ("quality", record["quality"]),
+        ("size", f"{imported['transitions']:,} transitions, {returns.size:,} episodes"),
+        ("episodes end by", ", ".join(f"{why} {n}" for why, n in imported["episodes_ended_by"].items() if n)),
+        ("references", f"random {references.random:g}, expert {references.expert:g} ({references.source})"),
+        (
+            "returns",
+            f"mean {_fmt(returns.mean())}, std {_fmt(returns.std())}, min {_fmt(returns.min())}, "
+            f"max {_fmt(returns.max())}, normalized {_fmt(normalized)}",
+        ),
+        ("imported from", f"{imported['file']} ({imported['file_bytes']:,} bytes, sha256 {imported['file_sha256']})"),
+        ("sha256", f"{record.get('sha256', 'not recorded')} (recorded at import)"),
+        ("local", str(local_dataset_dir(dataset_id))),
+        ("buildable", "no: imported data (spin-bench datasets import-original PATH)"),
+    ]
 
 
 @app.command("build")
@@ -247,8 +295,8 @@ def import_original_cmd(
         r = import_original_file(file, force=force)
         lengths = r.episode_lengths
         length_text = f"{lengths.min()}" if lengths.min() == lengths.max() else f"{lengths.min()}-{lengths.max()}"
-        low, high = r.reference
-        normalized = 100.0 * (r.returns.mean() - low) / (high - low)
+        low, high = r.reference.random, r.reference.expert
+        normalized = r.reference.normalize(r.returns.mean())
         typer.echo(
             f"{name}: {r.transitions:,} transitions in {lengths.size:,} episodes of {length_text} steps "
             f"(ended by: {', '.join(f'{why} {n}' for why, n in r.ended_by.items() if n)}; done flags stored as "

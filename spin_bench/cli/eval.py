@@ -92,8 +92,8 @@ def _load_agent(path: Path, device: str):
     """The agent saved in a run's checkpoint, loaded weights-only; a damaged file is a SpinBenchError naming it."""
     import torch
 
-    from spin_bench.agents.registry import restore_agent
     from spin_bench.errors import DamagedFileError
+    from spin_bench.registry import restore_agent
     from spin_bench.runner.run import load_checkpoint
 
     state = load_checkpoint(path, torch.device(device))
@@ -119,7 +119,7 @@ def eval_command(
 
     from spin_bench._device import resolve_device
     from spin_bench.agents.evaluation import evaluate
-    from spin_bench.runner.data import normalizer
+    from spin_bench.datasets.scores import references_of
 
     device = resolve_device(device)
     path = checkpoint / "checkpoint.pt" if checkpoint.is_dir() else checkpoint
@@ -135,14 +135,14 @@ def eval_command(
     run_config = _read_run_config(config_path)
     agent = _load_agent(path, device)
     env_id, env_kwargs = run_config["env_id"], run_config["env_kwargs"]
-    normalize = normalizer(run_config["dataset_id"])
+    references = references_of(run_config["dataset_id"])  # what the run's own evaluations were normalized with
     video_env = _video_env(env_id, env_kwargs) if video is not None else None
 
     returns = evaluate(agent, env_id, episodes=episodes, seed=seed, deterministic=deterministic, env_kwargs=env_kwargs)
     console.print(
         f"{agent.name} at step {agent.step:,} on {env_id} {env_kwargs}: return "
         f"{returns.mean():.1f} ± {returns.std():.1f} over {episodes} episodes "
-        f"({'greedy' if deterministic else 'sampled'}), normalized {normalize(float(np.mean(returns))):.1f}"
+        f"({'greedy' if deterministic else 'sampled'}), normalized {references.normalize(float(np.mean(returns))):.1f}"
     )
     if video is not None:
         frames = _record_video(agent, video_env, seed, video, deterministic)

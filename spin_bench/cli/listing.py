@@ -44,7 +44,7 @@ def _tasks_table() -> Table:
 def _agents_table() -> Table:
     import sys
 
-    from spin_bench.agents.registry import AGENT_NAMES, agent_class
+    from spin_bench.registry import AGENT_NAMES, agent_class
 
     table = Table(title="Agents (spin-bench run AGENT)")
     table.add_column("agent")
@@ -65,7 +65,7 @@ def _presets_table() -> Table:
     from rich.text import Text
 
     from spin_bench.agents.presets import DEFAULT_PRESET, PRESETS
-    from spin_bench.agents.registry import AGENT_NAMES, make_config
+    from spin_bench.registry import AGENT_NAMES, make_config
     from spin_bench.runner.report import format_value
 
     configs = {(a, p): make_config(a, p) for a in AGENT_NAMES for p in PRESETS}

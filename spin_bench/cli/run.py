@@ -43,8 +43,8 @@ def config_grid(
 ) -> list[dict[str, Any]]:
     """The override dicts of ``agent``'s grid: the config file, then ``--set`` and the shortcut flags; every
     combination checked against the agent's config class (fields, types, ranges)."""
-    from spin_bench.agents.registry import agent_class, make_config
     from spin_bench.overrides import expand_grid, parse_settings, settings_from_mapping
+    from spin_bench.registry import agent_class, make_config
 
     cls = agent_class(agent).config_class
     owner = f"agent {agent} ({cls.__name__})"
@@ -153,8 +153,8 @@ def run(
     the data), so another config is another run and the same command finds its runs again.
     """
     from spin_bench.agents.presets import check_preset
-    from spin_bench.agents.registry import AGENT_NAMES
     from spin_bench.overrides import read_settings_file
+    from spin_bench.registry import AGENT_NAMES
     from spin_bench.runner import data
     from spin_bench.runner.executors import EXECUTORS, run_grid
     from spin_bench.runner.spec import RunSpec
@@ -184,9 +184,8 @@ def run(
         file_settings = read_settings_file(config) if config is not None else {}
         grids = {a: config_grid(a, preset, file_settings, config, settings or [], shortcuts) for a in agents}
         resolved_device = resolve_device(device)
-        for t in tasks:
-            for q in qualities:
-                data.check_dataset_available(t, q, bins)
+        # Each dataset resolved once, here; the grid gets the records, not the ids to look up again.
+        datasets = {d.id: d for d in (data.resolve(t, q, bins) for t in tasks for q in qualities)}
         check_writable(out)
         specs = [
             RunSpec(a, t, q, bins, s, preset, tuple(overrides.items()))
@@ -209,6 +208,7 @@ def run(
             cache_dir=out / "_cache",
             address=address,
             console=console,
+            datasets=datasets,
         )
     except KeyboardInterrupt:
         err_console.print(

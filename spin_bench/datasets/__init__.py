@@ -30,6 +30,10 @@ _LAZY = {
     "SpinDataset": "loading",
     "normalized_score": "scores",
     "reference_scores": "scores",
+    "references_of": "scores",
+    "References": "scores",
+    "ResolvedDataset": "resolved",
+    "resolve_dataset": "resolved",
 }
 
 __all__ = ["Transitions", *_LAZY]

@@ -14,6 +14,7 @@ so an episode's content depends only on (segment seed, j), never on how episodes
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import os
@@ -188,16 +189,41 @@ def default_catalog_path() -> Path:
     )
 
 
+_LOADED: dict[Path, tuple[tuple[int, ...], Catalog]] = {}
+"""Catalogs read in this process, by absolute path, with the identity of the file they were read from."""
+
+
+def _file_identity(path: Path) -> tuple[int, ...]:
+    """Device, inode, size, mtime and ctime (ns): an atomic replace or an edit in place changes at least one."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise CatalogError(f"catalog file {path} does not exist") from None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
 def load_catalog(path: str | Path | None = None) -> Catalog:
-    """Read and validate a catalog file (default: :func:`default_catalog_path`)."""
+    """Read and validate a catalog file (default: :func:`default_catalog_path`).
+
+    A file unchanged since this process last read it is not read again: the same (read-only) :class:`Catalog` comes
+    back. Any change to the file (an edit, an atomic replace) makes the next call read it.
+    """
     path = Path(path) if path is not None else default_catalog_path()
+    key = path.absolute()
+    identity = _file_identity(path)
+    cached = _LOADED.get(key)
+    if cached is not None and cached[0] == identity:
+        return cached[1]
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
         raise CatalogError(f"catalog file {path} does not exist") from None
     except json.JSONDecodeError as e:
         raise CatalogError(f"catalog file {path} is not valid JSON: {e}") from None
-    return Catalog(raw, path)
+    catalog = Catalog(raw, path)
+    if _file_identity(path) == identity:  # not replaced while it was read
+        _LOADED[key] = (identity, catalog)
+    return catalog
 
 
 def _require(cond: bool, where: str, message: str) -> None:
@@ -219,7 +245,8 @@ class Catalog:
 
     def __init__(self, raw: dict, path: Path):
         self.path = Path(path)
-        self.raw = raw
+        # A catalog made from a loaded one's document (the editor's) edits a copy: the loaded one stays as read.
+        self.raw = copy.deepcopy(raw) if any(raw is c.raw for _, c in _LOADED.values()) else raw
         self._parse()
 
     # -- parsing and validation -------------------------------------------------------------------

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spin_bench._io import atomic_write_json
 from spin_bench.datasets.catalog import Catalog, load_catalog
@@ -27,6 +28,9 @@ from spin_bench.datasets.minari_io import (
     local_dataset_dir,
     repair_hint,
 )
+
+if TYPE_CHECKING:
+    from spin_bench.datasets.resolved import ResolvedDataset
 
 __all__ = ["DamagedDatasetError", "DatasetIntegrityError", "forget_digest", "record_digest", "verified_digest"]
 
@@ -101,21 +105,24 @@ def installed_digest(dataset_id: str, *, recompute: bool = False) -> str:
     return digest
 
 
-def verified_digest(dataset_id: str, *, catalog: Catalog | None = None, recompute: bool = False) -> str:
+def verified_digest(dataset: str | ResolvedDataset, *, catalog: Catalog | None = None, recompute: bool = False) -> str:
     """The installed dataset's sha256 (digest format v2: arrays and ``metadata.json``), checked against the catalog.
 
     Uses the cached digest while the data and metadata files are unchanged (size, mtime, ctime, inode), so a
     large dataset is not rehashed on every call; ``recompute=True`` hashes the files regardless.
     Raises DatasetIntegrityError (one line naming the dataset, both digests and the fix) when the digest differs
     from the catalog's recorded sha256 or the files cannot be read. A dataset without a recorded sha256 (not
-    published yet) gets its computed digest back.
+    published yet) gets its computed digest back. ``dataset``: an id, or a dataset resolved already.
     """
+    dataset_id = dataset if isinstance(dataset, str) else dataset.id
     if is_original_id(dataset_id):  # imported data: not in the catalog, checked against its import record
         from spin_bench.datasets.original import verified_digest as verified_import_digest
 
         return verified_import_digest(dataset_id, recompute=recompute)
-    catalog = catalog if catalog is not None else load_catalog()
-    ds = catalog.dataset(dataset_id)
+    if isinstance(dataset, str):
+        ds = (catalog if catalog is not None else load_catalog()).dataset(dataset_id)
+    else:
+        ds = dataset.dataset_entry
     digest = installed_digest(dataset_id, recompute=recompute)
     if ds.sha256 is not None and digest != ds.sha256:
         raise DatasetIntegrityError(

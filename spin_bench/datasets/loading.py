@@ -6,11 +6,11 @@ import sys
 from dataclasses import dataclass
 from functools import cached_property
 
-import numpy as np
-
-from spin_bench.datasets.catalog import Catalog, DatasetEntry, TaskEntry, load_catalog
+from spin_bench.datasets.catalog import Catalog, DatasetEntry, TaskEntry
 from spin_bench.datasets.integrity import verified_digest
 from spin_bench.datasets.minari_io import DatasetIntegrityError, is_installed, local_dataset_dir, reading
+from spin_bench.datasets.resolved import ResolvedDataset, resolve_dataset
+from spin_bench.datasets.scores import References
 from spin_bench.datasets.transitions import Transitions
 
 
@@ -26,6 +26,8 @@ class SpinDataset:
     minari: object
     entry: TaskEntry
     dataset_entry: DatasetEntry
+    references: References
+    """The catalog's reference scores of its task (:func:`spin_bench.datasets.scores.references_of`)."""
 
     @property
     def task(self) -> str:
@@ -52,17 +54,18 @@ class SpinDataset:
 
     @property
     def ref_min_score(self) -> float:
-        return float(self.minari.storage.metadata["ref_min_score"])
+        """The random reference return (the catalog's; the build copied it into the Minari metadata)."""
+        return self.references.random
 
     @property
     def ref_max_score(self) -> float:
-        return float(self.minari.storage.metadata["ref_max_score"])
+        """The expert reference return (the catalog's; the build copied it into the Minari metadata)."""
+        return self.references.expert
 
     def normalized_score(self, returns):
-        """100 * (returns - random) / (expert - random), with this dataset's reference scores."""
-        arr = np.asarray(returns, dtype=np.float64)
-        score = 100.0 * (arr - self.ref_min_score) / (self.ref_max_score - self.ref_min_score)
-        return float(score) if score.ndim == 0 else score
+        """100 * (returns - random) / (expert - random): :func:`spin_bench.datasets.scores.normalized_score` of
+        this dataset."""
+        return self.references.normalize(returns)
 
     def make_env(self, **kwargs):
         """The evaluation env: ``gymnasium.make(env_id, **env_kwargs)`` from the catalog."""
@@ -70,14 +73,21 @@ class SpinDataset:
 
 
 def ensure_local(
-    dataset_id: str, *, download: bool = True, build: bool = True, catalog: Catalog | None = None, quiet=False
+    dataset: str | ResolvedDataset,
+    *,
+    download: bool = True,
+    build: bool = True,
+    catalog: Catalog | None = None,
+    quiet=False,
 ) -> None:
-    """Make ``dataset_id`` present locally: download it from a remote, or build it when no remote has it."""
+    """Make a catalog dataset (an id, or one resolved already) present locally: download it from a remote, or
+    build it when no remote has it."""
     from spin_bench.datasets.remote import DatasetUnavailableError, build_hint, download_dataset
 
-    catalog = catalog if catalog is not None else load_catalog()
-    entry, ds = catalog.lookup(dataset_id)
-    if is_installed(dataset_id):
+    if not isinstance(dataset, ResolvedDataset):
+        dataset = resolve_dataset(dataset, catalog=catalog)
+    dataset_id, catalog, entry, ds = dataset.id, dataset.catalog, dataset.entry, dataset.dataset_entry
+    if dataset.imported or is_installed(dataset_id):  # imported data resolves only once it is installed
         return
     if download:
         try:
@@ -101,14 +111,14 @@ def ensure_local(
 
 
 def load_dataset(
-    dataset_id: str,
+    dataset: str | ResolvedDataset,
     *,
     download: bool = True,
     build: bool = True,
     verify: bool = False,
     catalog: Catalog | None = None,
 ) -> SpinDataset:
-    """Load a spin-bench dataset by id (e.g. ``"spin/cheetah-run/expert-v0"``).
+    """Load a spin-bench dataset by id (e.g. ``"spin/cheetah-run/expert-v0"``) or as resolved already.
 
     If it is not installed in Minari's data dir, it is downloaded from the configured remote (verified against the
     catalog's sha256), or built locally from its catalog recipe when no remote has it (``download`` / ``build``
@@ -121,16 +131,28 @@ def load_dataset(
     """
     import minari
 
-    catalog = catalog if catalog is not None else load_catalog()
-    entry, ds = catalog.lookup(dataset_id)
-    ensure_local(dataset_id, download=download, build=build, catalog=catalog)
+    if not isinstance(dataset, ResolvedDataset):
+        dataset = resolve_dataset(dataset, catalog=catalog)
+    if dataset.imported:
+        raise ValueError(
+            f"{dataset.id} is an imported original-benchmark dataset, not a catalog one; "
+            "minari.load_dataset reads it as any Minari dataset"
+        )
+    dataset_id = dataset.id
+    ensure_local(dataset, download=download, build=build)
     if verify:
-        if ds.sha256 is None:
+        if dataset.dataset_entry.sha256 is None:
             raise DatasetIntegrityError(f"{dataset_id}: the catalog has no sha256 for it yet; cannot verify")
-        verified_digest(dataset_id, catalog=catalog)
+        verified_digest(dataset)
     with reading(local_dataset_dir(dataset_id) / "data", dataset_id):
         data = minari.load_dataset(dataset_id)
-    return SpinDataset(id=dataset_id, minari=data, entry=entry, dataset_entry=ds)
+    return SpinDataset(
+        id=dataset_id,
+        minari=data,
+        entry=dataset.entry,
+        dataset_entry=dataset.dataset_entry,
+        references=dataset.references,
+    )
 
 
 def make_env_and_dataset(dataset_id: str, **kwargs):

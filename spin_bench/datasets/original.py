@@ -23,7 +23,9 @@ with ``bin_bounds="unit"`` (``spin_bench.envs.bins``); it differs from spin-benc
 quadruped only.
 
 **Reference scores** are the original benchmark's published random / expert returns (:data:`REFERENCE_SCORES`),
-stored as Minari's ``ref_min_score`` / ``ref_max_score``, so a run's normalized score is the paper's.
+recorded by the import in the dataset (``spin_bench.reference_scores``, also Minari's ``ref_min_score`` /
+``ref_max_score``): :func:`spin_bench.datasets.scores.normalized_score` of an ``original/`` id reads them there, so
+a run's normalized score is the paper's.
 
 **Integrity**: the catalog does not list imported data, so the import records its content digest (the catalog's
 digest format) in the dataset's own ``metadata.json`` (``spin_bench.sha256``, a field the digest leaves out), and
@@ -42,6 +44,7 @@ import numpy as np
 
 from spin_bench.datasets.ids import DEFAULT_BINS, ORIGINAL_NAMESPACE, ORIGINAL_QUALITIES, dataset_id, task_namespace
 from spin_bench.datasets.minari_io import DatasetError, DatasetIntegrityError, is_installed, local_dataset_dir
+from spin_bench.datasets.scores import PAPER_SOURCE, References
 from spin_bench.datasets.transitions import Transitions
 
 REFERENCE_SOURCE = (
@@ -325,7 +328,8 @@ class ImportResult:
     returns: np.ndarray
     """Return of each episode."""
     sha256: str
-    reference: tuple[float, float]
+    reference: References
+    """The original benchmark's references the dataset is scored with."""
 
 
 def _sha256_file(path: Path) -> str:
@@ -430,7 +434,7 @@ def import_original_file(file: OriginalFile, *, force: bool = False) -> ImportRe
         ended_by=ended_by,
         returns=returns,
         sha256=digest,
-        reference=(random_ref, expert_ref),
+        reference=References(random_ref, expert_ref, PAPER_SOURCE),
     )
 
 
@@ -491,40 +495,42 @@ def verified_digest(name: str, *, recompute: bool = False) -> str:
     return digest
 
 
-@dataclass(frozen=True)
-class ImportedDataset:
-    """What a run needs from an imported dataset."""
-
-    transitions: Transitions
-    env_id: str
-    env_kwargs: dict
-    """Keyword arguments of ``gymnasium.make`` (the stored eval env spec's, less the registered ``task``)."""
-    ref_min_score: float
-    ref_max_score: float
-
-    def normalized_score(self, returns: float) -> float:
-        return 100.0 * (float(returns) - self.ref_min_score) / (self.ref_max_score - self.ref_min_score)
+def imported_ids() -> list[str]:
+    """Ids of the original-benchmark datasets imported into Minari's data dir, in (task, bins, level) order."""
+    return [
+        name
+        for task, bins in sorted(REFERENCE_SCORES)
+        for quality in ORIGINAL_QUALITIES
+        if is_installed(name := dataset_id(task, f"{ORIGINAL_NAMESPACE}/{quality}", bins))
+    ]
 
 
-def reference_of(name: str) -> tuple[float, float]:
-    """``(ref_min_score, ref_max_score)`` of an imported dataset: the original benchmark's references."""
-    meta = _metadata(name)
-    return float(meta["ref_min_score"]), float(meta["ref_max_score"])
+def import_metadata(name: str) -> dict:
+    """The Minari metadata of the imported dataset ``name`` (its import record under ``spin_bench``)."""
+    return _metadata(name)
 
 
-def load_imported(name: str) -> ImportedDataset:
-    """The flat transitions, evaluation env and reference scores of the imported dataset ``name``."""
-    from spin_bench.datasets.minari_io import read_transitions, reading
+def read_import(name: str) -> tuple[str, dict, References]:
+    """The evaluation env id, its ``gymnasium.make`` keyword arguments (the stored eval env spec's, less the
+    registered ``task``) and the references of the imported dataset ``name``, from its metadata (one read)."""
+    from spin_bench.datasets.minari_io import reading
 
-    meta = _metadata(name)
     data_dir = local_dataset_dir(name) / "data"
+    meta = _metadata(name)
     with reading(data_dir, name):
         spec = json.loads(meta["eval_env_spec"])
-        low, high = float(meta["ref_min_score"]), float(meta["ref_max_score"])
-    return ImportedDataset(
-        transitions=read_transitions(data_dir, dataset_id=name),
-        env_id=spec["id"],
-        env_kwargs={k: v for k, v in spec["kwargs"].items() if k != "task"},
-        ref_min_score=low,
-        ref_max_score=high,
-    )
+        recorded = (meta.get("spin_bench") or {}).get("reference_scores") or {}
+        references = References(float(recorded["random"]), float(recorded["expert"]), PAPER_SOURCE)
+    return spec["id"], {k: v for k, v in spec["kwargs"].items() if k != "task"}, references
+
+
+def imported_references(name: str) -> References:
+    """The references an imported dataset is scored with: the original benchmark's, as its import recorded them."""
+    return read_import(name)[2]
+
+
+def imported_transitions(name: str) -> Transitions:
+    """The flat transitions of the imported dataset ``name``."""
+    from spin_bench.datasets.minari_io import read_transitions
+
+    return read_transitions(local_dataset_dir(name) / "data", dataset_id=name)

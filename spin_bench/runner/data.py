@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from spin_bench.datasets.ids import ORIGINAL_DATASETS, QUALITIES, dataset_id, is_original_id
+from spin_bench.datasets.ids import ORIGINAL_DATASETS, QUALITIES, dataset_id
+from spin_bench.datasets.resolved import ResolvedDataset, resolve_dataset
+from spin_bench.datasets.scores import References
 from spin_bench.datasets.transitions import Transitions
 from spin_bench.envs import all_tasks as _all_tasks
 
@@ -18,10 +20,9 @@ __all__ = [
     "QUALITIES",
     "RunData",
     "all_tasks",
-    "check_dataset_available",
     "ensure_datasets",
     "load_run_data",
-    "normalizer",
+    "resolve",
     "tasks_with_datasets",
     "tasks_without_datasets",
 ]
@@ -37,8 +38,13 @@ class RunData:
     """Evaluation env id (the catalog's)."""
     env_kwargs: dict[str, Any]
     """Keyword arguments of ``gymnasium.make`` for the evaluation env."""
-    normalize: Callable[[float], float]
-    """Return -> normalized score (0 = random, 100 = expert)."""
+    references: References
+    """The dataset's reference scores (:func:`spin_bench.datasets.scores.references_of`)."""
+
+    @property
+    def normalize(self) -> Callable[[float], float]:
+        """Return -> normalized score (0 = random, 100 = expert)."""
+        return self.references.normalize
 
 
 def all_tasks() -> tuple[str, ...]:
@@ -78,64 +84,56 @@ def tasks_without_datasets(bins: int) -> list[tuple[str, str]]:
     return skipped
 
 
-def check_dataset_available(task: str, quality: str, bins: int) -> None:
-    """Before any work: CatalogError (bad input) if the dataset is not in the catalog, DatasetError (a data
-    failure) if it cannot be obtained."""
+def resolve(task: str, quality: str, bins: int) -> ResolvedDataset:
+    """The dataset a run names, resolved once before any work (the later steps get this record, not the id):
+    CatalogError or ValueError (bad input) if it does not exist, DatasetError (a data failure) if it cannot be
+    obtained."""
     from spin_bench.datasets.build import build_blockers
-    from spin_bench.datasets.catalog import load_catalog
     from spin_bench.datasets.minari_io import DatasetError
 
     if quality in ORIGINAL_DATASETS:
         from spin_bench.datasets.original import check_available
 
-        return check_available(task, quality, bins)
-    name = dataset_id(task, quality, bins)
-    entry, ds = load_catalog().lookup(name)
-    if not _obtainable(entry, ds):
+        check_available(task, quality, bins)
+        return resolve_dataset(dataset_id(task, quality, bins))
+    dataset = resolve_dataset(dataset_id(task, quality, bins))
+    if not _obtainable(dataset.entry, dataset.dataset_entry):
         raise DatasetError(
-            f"dataset {name} is not local, not published and not buildable: {build_blockers(entry, ds)[0]}"
+            f"dataset {dataset.id} is not local, not published and not buildable: "
+            f"{build_blockers(dataset.entry, dataset.dataset_entry)[0]}"
         )
+    return dataset
 
 
-def ensure_datasets(ids: list[str]) -> None:
-    """Download (or build, when no remote has it) every dataset in ``ids`` that is not installed."""
+def ensure_datasets(datasets: Iterable[str | ResolvedDataset]) -> dict[str, ResolvedDataset]:
+    """Download (or build, when no remote has it) every catalog dataset that is not installed; each one resolved,
+    by id. Imported data cannot be downloaded or built: :func:`resolve` says when it is missing."""
     from spin_bench.datasets.loading import ensure_local
 
-    for name in ids:
-        if not is_original_id(name):  # imported data cannot be downloaded or built: check_dataset_available says so
-            ensure_local(name)
+    resolved = {}
+    for dataset in datasets:
+        if not isinstance(dataset, ResolvedDataset):
+            dataset = resolve_dataset(dataset)
+        ensure_local(dataset)
+        resolved[dataset.id] = dataset
+    return resolved
 
 
-def normalizer(name: str) -> Callable[[float], float]:
-    from spin_bench.datasets.catalog import load_catalog
-    from spin_bench.datasets.scores import normalized_score
+def load_run_data(dataset: str | ResolvedDataset) -> RunData:
+    """The transitions, evaluation env and references of a run's dataset (an id, or resolved already)."""
+    if not isinstance(dataset, ResolvedDataset):
+        dataset = resolve_dataset(dataset)
+    if dataset.imported:
+        from spin_bench.datasets.original import imported_transitions
 
-    if is_original_id(name):
-        from spin_bench.datasets.original import reference_of
+        transitions = imported_transitions(dataset.id)
+    else:
+        from spin_bench.datasets.loading import load_dataset
 
-        low, high = reference_of(name)
-        return lambda value: 100.0 * (float(value) - low) / (high - low)
-    entry, _ = load_catalog().lookup(name)
-    return lambda value: float(normalized_score(entry.task, value, bins=entry.bins))
-
-
-def load_run_data(name: str) -> RunData:
-    from spin_bench.datasets.loading import load_dataset
-
-    if is_original_id(name):
-        from spin_bench.datasets.original import load_imported
-
-        imported = load_imported(name)
-        return RunData(
-            transitions=imported.transitions,
-            env_id=imported.env_id,
-            env_kwargs=imported.env_kwargs,
-            normalize=imported.normalized_score,
-        )
-    dataset = load_dataset(name)
+        transitions = load_dataset(dataset).transitions
     return RunData(
-        transitions=dataset.transitions,
-        env_id=dataset.entry.env_id,
-        env_kwargs=dict(dataset.entry.env_kwargs),
-        normalize=lambda value: float(dataset.normalized_score(value)),
+        transitions=transitions,
+        env_id=dataset.env_id,
+        env_kwargs=dict(dataset.env_kwargs),
+        references=dataset.references,
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
+from spin_bench.datasets.resolved import ResolvedDataset
 from spin_bench.runner.interrupts import STOP_SIGNALS, die_with_parent
 from spin_bench.runner.lock import refuse_if_locked
 from spin_bench.runner.progress import GridProgress
@@ -42,9 +43,10 @@ def _threads_per_run() -> int:
     return max(1, int(os.environ.get("SPIN_BENCH_THREADS", "1")))
 
 
-def _execute(spec: RunSpec, root: str, device: str, cache_dir: str | None, threads: int) -> RunOutcome:
+def _execute(spec: RunSpec, root: str, device: str, cache_dir: str | None, threads: int, dataset=None) -> RunOutcome:
     try:
-        return RunOutcome(spec, execute_run(spec, root, device=device, cache_dir=cache_dir, threads=threads))
+        summary = execute_run(spec, root, device=device, cache_dir=cache_dir, threads=threads, dataset=dataset)
+        return RunOutcome(spec, summary)
     except RunFailed as err:
         return RunOutcome(spec, None, str(err))
 
@@ -58,6 +60,7 @@ def run_grid(
     cache_dir: str | Path | None = None,
     address: str | None = None,
     console: Console | None = None,
+    datasets: dict[str, ResolvedDataset] | None = None,
 ) -> list[RunOutcome]:
     """Run every spec (skipping finished ones, resuming interrupted ones); outcomes in spec order.
 
@@ -65,7 +68,8 @@ def run_grid(
     outcomes hold the specs as run. Before any training: DatasetIntegrityError if a dataset does not match the
     catalog or a spec's digest, RunLockedError if another process trains one of the folders. SIGINT and SIGTERM
     stop the runs at their next update boundary (they checkpoint) and raise KeyboardInterrupt, as does a run
-    stopped by a signal of its own.
+    stopped by a signal of its own. ``datasets``: the specs' datasets as resolved already, by id (the others are
+    resolved here); each run gets its record.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
@@ -78,9 +82,9 @@ def run_grid(
         from spin_bench.datasets.integrity import verified_digest
         from spin_bench.runner.data import ensure_datasets
 
-        names = sorted({spec.dataset_id for spec in specs})
-        ensure_datasets(names)
-        digests = {name: verified_digest(name) for name in names}
+        given = datasets or {}
+        datasets = ensure_datasets(given.get(name, name) for name in sorted({spec.dataset_id for spec in specs}))
+        digests = {name: verified_digest(dataset) for name, dataset in datasets.items()}
         for spec in specs:
             check_data_digest(spec, digests[spec.dataset_id])
         specs = [spec if spec.data_digest else spec.with_data_digest(digests[spec.dataset_id]) for spec in specs]
@@ -89,9 +93,9 @@ def run_grid(
         outcomes: dict[RunSpec, RunOutcome] = {}
         with GridProgress(specs, root, console) as display:
             if executor == "local":
-                _run_local(specs, root, workers, device, cache, display, outcomes)
+                _run_local(specs, datasets, root, workers, device, cache, display, outcomes)
             else:
-                _run_ray(specs, root, workers, device, cache, address, display, outcomes)
+                _run_ray(specs, datasets, root, workers, device, cache, address, display, outcomes)
     if any(outcome.interrupted for outcome in outcomes.values()):
         raise KeyboardInterrupt
     return [outcomes[spec] for spec in specs]
@@ -115,10 +119,10 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _child(spec: RunSpec, root: str, device: str, cache: str | None, threads: int, parent: int, results) -> None:
+def _child(spec: RunSpec, dataset, root: str, device: str, cache: str | None, threads: int, parent: int, results):
     die_with_parent(parent)  # first: a `run` killed from here on leaves no trainer behind
     try:
-        outcome = _execute(spec, root, device, cache, threads)
+        outcome = _execute(spec, root, device, cache, threads, dataset)
     except KeyboardInterrupt:
         outcome = RunOutcome(spec, None, f"{spec.key}: interrupted (checkpointed)", interrupted=True)
     except Exception as err:  # reported to the parent; the grid goes on
@@ -128,7 +132,7 @@ def _child(spec: RunSpec, root: str, device: str, cache: str | None, threads: in
     results.put(outcome)
 
 
-def _run_local(specs, root, workers, device, cache, display, outcomes) -> None:
+def _run_local(specs, datasets, root, workers, device, cache, display, outcomes) -> None:
     """Up to ``workers`` runs at a time, each in its own spawned process (so Ctrl-C can reach it)."""
     ctx = get_context("spawn")
     results = ctx.Queue()
@@ -139,7 +143,7 @@ def _run_local(specs, root, workers, device, cache, display, outcomes) -> None:
         while queue or running:
             while queue and len(running) < workers:
                 spec = queue.pop(0)
-                args = (spec, str(root), device, cache, threads, os.getpid(), results)
+                args = (spec, datasets[spec.dataset_id], str(root), device, cache, threads, os.getpid(), results)
                 process = ctx.Process(target=_child, args=args)
                 process.start()
                 running[spec] = process
@@ -169,7 +173,7 @@ def _run_local(specs, root, workers, device, cache, display, outcomes) -> None:
         raise
 
 
-def _run_ray(specs, root, workers, device, cache, address, display, outcomes) -> None:
+def _run_ray(specs, datasets, root, workers, device, cache, address, display, outcomes) -> None:
     try:
         import ray
     except ImportError:
@@ -184,7 +188,10 @@ def _run_ray(specs, root, workers, device, cache, address, display, outcomes) ->
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // workers)
         gpus = 1.0 / workers if device == "cuda" else 0
         remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_execute)
-        refs = {remote.remote(spec, str(root.resolve()), device, cache, cpus): spec for spec in specs}
+        refs = {
+            remote.remote(spec, str(root.resolve()), device, cache, cpus, datasets[spec.dataset_id]): spec
+            for spec in specs
+        }
         try:
             while refs:
                 ready, _ = ray.wait(list(refs), num_returns=1, timeout=POLL_S)

@@ -267,7 +267,7 @@ def value_order(value: Any) -> tuple:
 
 def agent_order(agent: str) -> tuple[int, str]:
     """Sort key of agents: SPIN first, then the registry's order, then any other name alphabetically."""
-    from spin_bench.agents.registry import AGENT_NAMES
+    from spin_bench.registry import AGENT_NAMES
 
     names = (IMPROVING_AGENT, *(a for a in AGENT_NAMES if a != IMPROVING_AGENT))
     return (names.index(agent), "") if agent in names else (len(names), agent)
@@ -595,13 +595,24 @@ def _column_name(field_name: str) -> str:
     return "steps" if field_name == "num_steps" else field_name
 
 
+def _normalized_by(rows: list[CellRow]) -> str:
+    """Where the runs' reference returns came from: the catalog (spin/ datasets) and/or the paper (original/)."""
+    from spin_bench.datasets.ids import ORIGINAL_DATASETS
+    from spin_bench.datasets.scores import PAPER_SOURCE, SPIN_SOURCE
+
+    imported = {r.dataset in ORIGINAL_DATASETS for r in rows}
+    sources = [f"{SPIN_SOURCE} for spin/ datasets"] if False in imported else []
+    sources += [f"{PAPER_SOURCE}, recorded in the imported data, for original/ datasets"] if True in imported else []
+    return "with " + " and ".join(sources) if sources else "with each dataset's reference returns"
+
+
 def header(rows: list[CellRow]) -> str:
     seeds = sorted({s for r in rows for s in r.seeds})
     episodes = sorted({r.eval_episodes for r in rows})
     return (
         "Metric: undiscounted episode return of the policy's sampled actions (0-1000), mean over "
         f"{'/'.join(map(str, episodes))} evaluation episodes (episode k reset with seed+100+k). "
-        "Normalized score: 100 * (R - R_random) / (R_expert - R_random), per task and bins, from the dataset catalog. "
+        f"Normalized score: 100 * (R - R_random) / (R_expert - R_random), per task and bins, {_normalized_by(rows)}. "
         "Checkpoint rule: the official number is the FINAL evaluation; 'best' is the best evaluation during "
         "training, shown for reference only. "
         f"'Mean of last {LAST_EVALS} evals' averages each run's last {LAST_EVALS} evaluations, then the seeds: on "

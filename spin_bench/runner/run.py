@@ -29,6 +29,7 @@ import torch
 
 from spin_bench._io import atomic_torch_save, atomic_write_json, atomic_write_text, read_json
 from spin_bench.datasets.provenance import library_versions
+from spin_bench.datasets.resolved import ResolvedDataset, resolve_dataset
 from spin_bench.errors import DamagedFileError, SpinBenchError
 from spin_bench.runner.interrupts import StopSignals
 from spin_bench.runner.lock import run_lock
@@ -132,8 +133,10 @@ def execute_run(
     device: str = "cpu",
     cache_dir: str | Path | None = None,
     threads: int | None = None,
+    dataset: ResolvedDataset | None = None,
 ) -> dict[str, Any]:
-    """Train ``spec`` to completion (or resume it) and return its summary.
+    """Train ``spec`` to completion (or resume it) and return its summary (``dataset``: the spec's dataset as
+    resolved already; default: resolved here).
 
     Holds the folder's lock throughout (RunLockedError if another process trains it). Checks the dataset's
     sha256 (against the catalog and ``spec.data_digest``) and the folder's recorded config before anything,
@@ -147,18 +150,19 @@ def execute_run(
     """
     from spin_bench.datasets.integrity import verified_digest
 
-    digest = verified_digest(spec.dataset_id)  # before anything is written: other data is another run
+    dataset = dataset if dataset is not None else resolve_dataset(spec.dataset_id)
+    digest = verified_digest(dataset)  # before anything is written: other data is another run
     check_data_digest(spec, digest)
     folder = spec.folder(root)
     folder.mkdir(parents=True, exist_ok=True)
     with run_lock(folder), StopSignals() as stop:
-        return _execute_locked(spec, folder, digest, device, cache_dir, threads, stop)
+        return _execute_locked(spec, dataset, folder, digest, device, cache_dir, threads, stop)
 
 
-def _execute_locked(spec, folder, digest, device, cache_dir, threads, stop: StopSignals) -> dict[str, Any]:
+def _execute_locked(spec, dataset, folder, digest, device, cache_dir, threads, stop: StopSignals) -> dict[str, Any]:
     from spin_bench.agents.evaluation import evaluate
-    from spin_bench.agents.registry import make_agent, restore_agent
     from spin_bench.agents.sampler import TransitionSampler
+    from spin_bench.registry import make_agent, restore_agent
     from spin_bench.runner.data import load_run_data
     from spin_bench.runner.host import host_info
 
@@ -172,7 +176,7 @@ def _execute_locked(spec, folder, digest, device, cache_dir, threads, stop: Stop
             return summary
         if threads:
             torch.set_num_threads(threads)
-        data = load_run_data(spec.dataset_id)
+        data = load_run_data(dataset)
         agent = make_agent(
             spec.agent,
             data.transitions.obs_dim,

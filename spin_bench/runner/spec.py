@@ -123,7 +123,7 @@ def config_json(config: Any) -> dict[str, Any]:
 
 @cache
 def _resolved_config(agent: str, preset: str, overrides: tuple[tuple[str, Any], ...]):
-    from spin_bench.agents.registry import make_config
+    from spin_bench.registry import make_config
 
     return make_config(agent, preset, **dict(overrides))
 

@@ -1,34 +1,35 @@
-"""Agents by name (the names the CLI accepts). Baselines are imported on first use, so ``baselines`` can
-import ``spin_bench.agents`` freely."""
+"""The agents by name (the names the CLI accepts): SPIN and the baselines, listed statically.
+
+This module sits above both ``spin_bench.agents`` (the shared core and SPIN) and ``baselines`` (one file per
+baseline, built on that core), so the core never imports a baseline: ``runner -> registry -> baselines -> agents``.
+"""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from baselines.ar_iql import ARIQLAgent
+from baselines.bc import BCAgent
+from baselines.f_iql import FIQLAgent
+from baselines.saint import SAINTAgent
 from spin_bench.agents.base import Agent
 from spin_bench.agents.config import TrainConfig
 from spin_bench.agents.presets import DEFAULT_PRESET, preset_config
+from spin_bench.agents.spin import SPINAgent
 
-_AGENTS: dict[str, str] = {
-    "spin": "spin_bench.agents.spin:SPINAgent",
-    "saint": "baselines.saint:SAINTAgent",
-    "f-iql": "baselines.f_iql:FIQLAgent",
-    "ar-iql": "baselines.ar_iql:ARIQLAgent",
-    "bc": "baselines.bc:BCAgent",
-}
-AGENT_NAMES: tuple[str, ...] = tuple(_AGENTS)
+AGENTS: dict[str, type[Agent]] = {cls.name: cls for cls in (SPINAgent, SAINTAgent, FIQLAgent, ARIQLAgent, BCAgent)}
+"""Agent classes by registry name, SPIN first."""
+AGENT_NAMES: tuple[str, ...] = tuple(AGENTS)
 
 
 def agent_class(name: str) -> type[Agent]:
     """The class registered as ``name``."""
-    if name not in _AGENTS:
+    if name not in AGENTS:
         raise ValueError(f"unknown agent {name!r}; valid agents: {', '.join(AGENT_NAMES)}")
-    module, attr = _AGENTS[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+    return AGENTS[name]
 
 
 def make_config(name: str, preset: str = DEFAULT_PRESET, **overrides: Any) -> TrainConfig:
