@@ -491,6 +491,16 @@ def datasets_of(rows: list[CellRow]) -> list[str]:
     return sorted({r.dataset for r in rows})
 
 
+def _scoped_entries(rows: list[CellRow], scores: dict[Entry, Any]):
+    """(dataset, entry, its scores by task) for each dataset and then ``ALL_DATASETS``, entries in report order,
+    skipping entries with no run on that dataset."""
+    for dataset in [*datasets_of(rows), ALL_DATASETS]:
+        for entry in sorted(scores, key=_entry_order(rows)):
+            by_task = _scoped(scores[entry], dataset)
+            if by_task:
+                yield dataset, entry, by_task
+
+
 def aggregate(rows: list[CellRow], seed: int = BOOTSTRAP_SEED) -> list[dict[str, Any]]:
     """IQM of final normalized scores over all runs of all tasks, per entry and dataset, then per entry over every
     dataset (``dataset`` = ``all``), with 95% stratified bootstrap CIs."""
@@ -500,28 +510,24 @@ def aggregate(rows: list[CellRow], seed: int = BOOTSTRAP_SEED) -> list[dict[str,
     for r in rows:
         presets[entry_of(r)].add(r.preset)
     out = []
-    for dataset in [*datasets_of(rows), ALL_DATASETS]:
-        for entry in sorted(scores, key=_entry_order(rows)):
-            by_task = _scoped(scores[entry], dataset)
-            if not by_task:
-                continue
-            point, low, high = stratified_bootstrap_ci(by_task, interquartile_mean, seed=seed)
-            config = entry.config
-            out.append(
-                {
-                    "agent": entry.agent,
-                    "label": entry_label(entry, rows),
-                    "dataset": dataset,
-                    "bins": entry.bins,
-                    "preset": "+".join(sorted(presets[entry])),
-                    **{_column_name(c): format_value(config[c]) if c in config else "-" for c in columns},
-                    "tasks": len(by_task),
-                    "runs": sum(len(v) for v in by_task.values()),
-                    "iqm_normalized": round(point, 2),
-                    "ci95_low": round(low, 2),
-                    "ci95_high": round(high, 2),
-                }
-            )
+    for dataset, entry, by_task in _scoped_entries(rows, scores):
+        point, low, high = stratified_bootstrap_ci(by_task, interquartile_mean, seed=seed)
+        config = entry.config
+        out.append(
+            {
+                "agent": entry.agent,
+                "label": entry_label(entry, rows),
+                "dataset": dataset,
+                "bins": entry.bins,
+                "preset": "+".join(sorted(presets[entry])),
+                **{_column_name(c): format_value(config[c]) if c in config else "-" for c in columns},
+                "tasks": len(by_task),
+                "runs": sum(len(v) for v in by_task.values()),
+                "iqm_normalized": round(point, 2),
+                "ci95_low": round(low, 2),
+                "ci95_high": round(high, 2),
+            }
+        )
     return out
 
 
@@ -570,24 +576,20 @@ def profiles(rows: list[CellRow], seed: int = BOOTSTRAP_SEED) -> list[dict[str, 
     scores = scores_by_entry(rows)
     taus = profile_taus(rows)
     out = []
-    for dataset in [*datasets_of(rows), ALL_DATASETS]:
-        for entry in sorted(scores, key=_entry_order(rows)):
-            by_task = _scoped(scores[entry], dataset)
-            if not by_task:
-                continue
-            point, low, high = performance_profile_ci(by_task, taus, seed=seed)
-            out.append(
-                {
-                    "agent": entry.agent,
-                    "label": entry_label(entry, rows),
-                    "dataset": dataset,
-                    "bins": entry.bins,
-                    "taus": [round(float(t), 4) for t in taus],
-                    "fraction": [round(float(v), 4) for v in point],
-                    "ci95_low": [round(float(v), 4) for v in low],
-                    "ci95_high": [round(float(v), 4) for v in high],
-                }
-            )
+    for dataset, entry, by_task in _scoped_entries(rows, scores):
+        point, low, high = performance_profile_ci(by_task, taus, seed=seed)
+        out.append(
+            {
+                "agent": entry.agent,
+                "label": entry_label(entry, rows),
+                "dataset": dataset,
+                "bins": entry.bins,
+                "taus": [round(float(t), 4) for t in taus],
+                "fraction": [round(float(v), 4) for v in point],
+                "ci95_low": [round(float(v), 4) for v in low],
+                "ci95_high": [round(float(v), 4) for v in high],
+            }
+        )
     return out
 
 
