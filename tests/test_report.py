@@ -105,7 +105,7 @@ def test_report_cli_writes_markdown_csv_json_and_plots(runs, tmp_path):
     assert runner.invoke(app, ["report", str(runs), "--format", "json"]).exit_code == 0
     data = json.loads((runs / "report.json").read_text())
     spin_agg = next(a for a in data["aggregates"] if a["agent"] == "spin")
-    assert spin_agg["tasks"] == 2 and spin_agg["runs"] == 3
+    assert spin_agg["tasks"] == 1 and spin_agg["runs"] == 2  # finger-spin, which only SPIN ran, is left out
     assert spin_agg["ci95_low"] <= spin_agg["iqm_normalized"] <= spin_agg["ci95_high"]
     assert runner.invoke(app, ["report", str(runs), "--format", "csv"]).exit_code == 0
     rows = list(csv.DictReader(open(runs / "report.csv")))
@@ -141,9 +141,9 @@ def test_runs_of_different_configs_are_separate_cells_with_their_differing_field
     result = CliRunner().invoke(app, ["report", str(root)])
     assert result.exit_code == 0, result.output
     md = (root / "report.md").read_text()
-    assert "| agent | preset | steps | beta | data | seeds |" in md
+    assert "| agent | preset | steps | beta | data | n (seeds) |" in md
     assert "| f-iql | quick | 300 | 10 | cheetah- | 2 | 60.0 | [60.0, 60.0] | 600.0 |" in md
-    assert "| f-iql | quick | 300 | 3 | ffffffff | 1 | 80.0 | - | 800.0 | - |" in md  # no CI from one seed
+    assert "| f-iql | quick | 300 | 3 | ffffffff | 1 (< 2) | 80.0 | - | 800.0 | - |" in md  # no CI from one seed
     assert "| agent | dataset | bins | preset | steps | beta | tasks | runs | IQM | 95% CI |" in md
     for header in ("steps", "beta", "data"):
         assert header in result.output  # the terminal table too

@@ -214,7 +214,7 @@ def test_document_is_byte_identical_when_regenerated_and_names_no_machine_local_
     assert "Runs: 36 finished, 0 failed, 0 skipped" in md
     # The aggregate table per dataset and over all, SPIN's probabilities of improvement.
     assert "| agent | medium | medium-expert | all |" in md
-    assert "| spin | f-iql | medium | 2 | 0.75 |" in md
+    assert "| spin | f-iql | medium | 2 | 6 vs 6 | 0.75 |" in md
 
 
 def test_a_run_that_does_not_record_its_machine_says_so(grid):

@@ -34,6 +34,13 @@ def report(
             "report shows them, by their path relative to the report)."
         ),
     ] = None,
+    readme: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the aggregate table, the protocol and a link to the md report between the "
+            "'<!-- results:begin -->' and '<!-- results:end -->' lines of this file (e.g. README.md)."
+        ),
+    ] = None,
 ) -> None:
     """Per (agent, task, dataset, config) final normalized score and return with 95% bootstrap CIs over seeds,
     aggregate IQM with stratified bootstrap CIs, SPIN's probability of improvement, time-to-target.
@@ -48,6 +55,8 @@ def report(
     with cli_errors():
         if format not in rep.REPORT_FORMATS:
             raise ValueError(f"unknown report format {format!r}; valid formats: {', '.join(rep.REPORT_FORMATS)}")
+        if readme is not None and format != "md":
+            raise ValueError(f"--readme needs --format md (the block links to the markdown report), not {format!r}")
         found = rep.collect_runs(runs_dir)
         for path, why in found.skipped:
             err_console.print(f"warning: skipped a run: {path}: {why}", markup=False, highlight=False, soft_wrap=True)
@@ -60,10 +69,17 @@ def report(
     command = ["spin-bench", "report", shown_path(runs_dir), "--format", format]
     command += ["--output", shown_path(output)] if output is not None else []
     command += ["--plots", shown_path(plots)] if plots is not None else []
+    command += ["--readme", shown_path(readme)] if readme is not None else []
     images = None
     if plots is not None:
         images = Path(os.path.relpath(plots.absolute(), path.absolute().parent)).as_posix()
     text = rep.render(result, format, command=shlex.join(command), images=images)
+    if readme is not None:
+        from spin_bench.runner.report_md import write_readme_block
+
+        with cli_errors():
+            document = Path(os.path.relpath(path.absolute(), readme.absolute().parent)).as_posix()
+            write_readme_block(readme, result, shlex.join(command), document)
     atomic_write_text(path, text)
 
     console.print(rep.header(rows), style="dim")
@@ -100,7 +116,7 @@ def report(
     console.print(table)
     agg_columns = [c for c in columns if c != "data"]
     agg = compact_results_table(
-        "Aggregate: IQM of normalized scores across tasks, 95% stratified bootstrap CI",
+        "Aggregate: IQM of normalized scores on the cells all compared agents share, 95% stratified bootstrap CI",
         ids=("agent", "dataset", *agg_columns),
         numbers=("bins", "steps", "tasks", "runs", "IQM", "95% CI"),
     )

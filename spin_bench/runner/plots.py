@@ -22,6 +22,7 @@ from spin_bench.runner.report import (
     Entry,
     Report,
     _column_name,
+    compared_labels,
     datasets_of,
     differing_fields,
     entry_label,
@@ -172,14 +173,17 @@ def _scopes(rows: list[CellRow]) -> list[str]:
     return [*datasets_of(rows), ALL_DATASETS]
 
 
+def _scope_title(report: Report, scope: str) -> str:
+    """The scope and how many (task, dataset) cells its agents are compared on."""
+    cells = next((len(c.cells) for c in report.comparisons if c.scope == scope), 0)
+    return f"{'all datasets' if scope == ALL_DATASETS else scope}\ncompared on {cells} cell(s)"
+
+
 def _aggregate(report: Report, colors: dict[Entry, tuple], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     rows, scopes = report.rows, _scopes(report.rows)
-    labels: list[str] = []
-    for a in report.aggregates:
-        if a["label"] not in labels:
-            labels.append(a["label"])
+    labels = compared_labels(report)
     color_of = {entry_label(e, rows): c for e, c in colors.items()}
     height = max(2.8, 1.2 + 0.45 * len(labels))
     fig, axes = plt.subplots(1, len(scopes), figsize=(2.0 + 3.2 * len(scopes), height), sharey=True, squeeze=False)
@@ -188,7 +192,7 @@ def _aggregate(report: Report, colors: dict[Entry, tuple], path: Path) -> Path:
             y = labels.index(a["label"])
             error = [[a["iqm_normalized"] - a["ci95_low"]], [a["ci95_high"] - a["iqm_normalized"]]]
             ax.errorbar(a["iqm_normalized"], y, xerr=error, fmt="o", capsize=4, color=color_of[a["label"]])
-        ax.set_title("all datasets" if scope == ALL_DATASETS else scope)
+        ax.set_title(_scope_title(report, scope))
         ax.set_xlabel("IQM normalized score (0-100)")
         ax.grid(axis="x", alpha=0.3)
         ax.set_ylim(len(labels) - 0.5, -0.5)
@@ -212,14 +216,18 @@ def _profiles(report: Report, colors: dict[Entry, tuple], path: Path) -> Path:
             (line,) = ax.plot(p["taus"], p["fraction"], color=color, label=p["label"])
             ax.fill_between(p["taus"], p["ci95_low"], p["ci95_high"], color=color, alpha=0.2, linewidth=0)
             handles.setdefault(p["label"], line)
-        ax.set_title("all datasets" if scope == ALL_DATASETS else scope)
+        ax.set_title(_scope_title(report, scope))
         ax.set_xlabel("normalized score tau")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("fraction of runs with score > tau")
     band = _band_handle()
     band.set_label("band: 95% stratified bootstrap CI")
     fig.legend(
-        handles=[*handles.values(), band], loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize="small"
+        handles=[*(handles[label] for label in compared_labels(report) if label in handles), band],
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=3,
+        fontsize="small",
     )
     fig.suptitle("Performance profiles of final normalized scores")
     fig.tight_layout()

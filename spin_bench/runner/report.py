@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -482,42 +482,78 @@ def scores_by_entry(rows: list[CellRow]) -> dict[Entry, dict[tuple[str, str], li
     return out
 
 
-def _scoped(by_stratum: dict[tuple[str, str], list[float]], dataset: str) -> dict[str, list[float]]:
-    """The strata of ``dataset`` (all of them for ``ALL_DATASETS``), keyed as text."""
-    return {f"{t}/{d}": v for (t, d), v in sorted(by_stratum.items()) if dataset in (ALL_DATASETS, d)}
+def _in_scope(stratum: tuple[str, str], scope: str) -> bool:
+    return scope in (ALL_DATASETS, stratum[1])
 
 
 def datasets_of(rows: list[CellRow]) -> list[str]:
     return sorted({r.dataset for r in rows})
 
 
-def _scoped_entries(rows: list[CellRow], scores: dict[Entry, Any]):
-    """(dataset, entry, its scores by task) for each dataset and then ``ALL_DATASETS``, entries in report order,
-    skipping entries with no run on that dataset."""
-    for dataset in [*datasets_of(rows), ALL_DATASETS]:
-        for entry in sorted(scores, key=_entry_order(rows)):
-            by_task = _scoped(scores[entry], dataset)
-            if by_task:
-                yield dataset, entry, by_task
+@dataclass(frozen=True)
+class Comparison:
+    """The (task, dataset) cells on which one scope's aggregates, probabilities of improvement and profiles compare
+    its entries: only the cells every entry in the scope has runs on, so that no entry's aggregate rests on tasks
+    another entry's does not."""
+
+    scope: str
+    """A dataset, or ``ALL_DATASETS``."""
+    entries: tuple[Entry, ...]
+    """Every entry with a finished run in the scope, in report order."""
+    cells: tuple[tuple[str, str], ...]
+    """The (task, dataset) cells of the scope that every one of ``entries`` has runs on."""
+    left_out: tuple[tuple[tuple[str, str], tuple[Entry, ...]], ...]
+    """Each other cell of the scope, with the entries that have no run on it."""
+
+
+def comparisons(rows: list[CellRow]) -> list[Comparison]:
+    """One ``Comparison`` per dataset, then over every dataset."""
+    scores = scores_by_entry(rows)
+    order = _entry_order(rows)
+    out = []
+    for scope in [*datasets_of(rows), ALL_DATASETS]:
+        entries = tuple(e for e in sorted(scores, key=order) if any(_in_scope(s, scope) for s in scores[e]))
+        strata = sorted({s for e in entries for s in scores[e] if _in_scope(s, scope)})
+        cells = tuple(s for s in strata if all(s in scores[e] for e in entries))
+        left_out = tuple((s, tuple(e for e in entries if s not in scores[e])) for s in strata if s not in cells)
+        out.append(Comparison(scope, entries, cells, left_out))
+    return out
+
+
+def typical_seed_count(rows: list[CellRow]) -> int:
+    """The grid's most common number of seeds per cell (the larger on a tie); 0 without cells."""
+    counts = Counter(len(r.seeds) for r in rows)
+    if not counts:
+        return 0
+    most = max(counts.values())
+    return max(n for n, c in counts.items() if c == most)
+
+
+def _compared_scores(rows: list[CellRow], scores: dict[Entry, Any]):
+    """(comparison, entry, its scores on the comparison's cells keyed ``task/dataset``) for each dataset and then
+    ``ALL_DATASETS``, entries in report order; scopes without a cell every entry has yield nothing."""
+    for comparison in comparisons(rows):
+        for entry in comparison.entries if comparison.cells else ():
+            yield comparison, entry, {f"{t}/{d}": scores[entry][(t, d)] for t, d in comparison.cells}
 
 
 def aggregate(rows: list[CellRow], seed: int = BOOTSTRAP_SEED) -> list[dict[str, Any]]:
-    """IQM of final normalized scores over all runs of all tasks, per entry and dataset, then per entry over every
-    dataset (``dataset`` = ``all``), with 95% stratified bootstrap CIs."""
+    """IQM of final normalized scores over the runs on a scope's compared cells (``comparisons``), per entry and
+    dataset, then per entry over every dataset (``dataset`` = ``all``), with 95% stratified bootstrap CIs."""
     columns = [c for c in config_columns(rows) if c != "data"]
     scores = scores_by_entry(rows)
     presets: dict[Entry, set[str]] = defaultdict(set)
     for r in rows:
         presets[entry_of(r)].add(r.preset)
     out = []
-    for dataset, entry, by_task in _scoped_entries(rows, scores):
+    for comparison, entry, by_task in _compared_scores(rows, scores):
         point, low, high = stratified_bootstrap_ci(by_task, interquartile_mean, seed=seed)
         config = entry.config
         out.append(
             {
                 "agent": entry.agent,
                 "label": entry_label(entry, rows),
-                "dataset": dataset,
+                "dataset": comparison.scope,
                 "bins": entry.bins,
                 "preset": "+".join(sorted(presets[entry])),
                 **{_column_name(c): format_value(config[c]) if c in config else "-" for c in columns},
@@ -533,29 +569,31 @@ def aggregate(rows: list[CellRow], seed: int = BOOTSTRAP_SEED) -> list[dict[str,
 
 def improvements(rows: list[CellRow], seed: int = BOOTSTRAP_SEED) -> list[dict[str, Any]]:
     """Probability of improvement of each SPIN entry over each other entry of the same bins and training budget,
-    per dataset and over every dataset, on the (task, dataset) strata both ran."""
+    per dataset and over every dataset, on the scope's compared cells (``comparisons``)."""
     scores = scores_by_entry(rows)
     order = _entry_order(rows)
+    scopes = [c for c in comparisons(rows) if c.cells]
     out = []
     for spin in sorted((e for e in scores if e.agent == IMPROVING_AGENT), key=order):
         for other in sorted((e for e in scores if e.agent != IMPROVING_AGENT), key=order):
             if other.bins != spin.bins or not _same_budget(spin.config, other.config):
                 continue
-            for dataset in [*datasets_of(rows), ALL_DATASETS]:
-                x, y = _scoped(scores[spin], dataset), _scoped(scores[other], dataset)
-                shared = sorted(set(x) & set(y))
-                if not shared:
+            for comparison in scopes:
+                if spin not in comparison.entries or other not in comparison.entries:
                     continue
+                keys = [(f"{t}/{d}", (t, d)) for t, d in comparison.cells]
                 point, low, high = probability_of_improvement_ci(
-                    {k: x[k] for k in shared}, {k: y[k] for k in shared}, seed=seed
+                    {k: scores[spin][s] for k, s in keys}, {k: scores[other][s] for k, s in keys}, seed=seed
                 )
                 out.append(
                     {
                         "agent": entry_label(spin, rows),
                         "baseline": entry_label(other, rows),
-                        "dataset": dataset,
+                        "dataset": comparison.scope,
                         "bins": spin.bins,
-                        "tasks": len(shared),
+                        "tasks": len(keys),
+                        "runs": sum(len(scores[spin][s]) for _, s in keys),
+                        "baseline_runs": sum(len(scores[other][s]) for _, s in keys),
                         "probability": round(point, 3),
                         "ci95_low": round(low, 3),
                         "ci95_high": round(high, 3),
@@ -572,17 +610,17 @@ def profile_taus(rows: list[CellRow]) -> np.ndarray:
 
 def profiles(rows: list[CellRow], seed: int = BOOTSTRAP_SEED) -> list[dict[str, Any]]:
     """Performance profile (fraction of runs above each tau) with 95% stratified bootstrap bands, per entry and
-    dataset, then over every dataset."""
+    dataset, then over every dataset, on the scope's compared cells (``comparisons``)."""
     scores = scores_by_entry(rows)
     taus = profile_taus(rows)
     out = []
-    for dataset, entry, by_task in _scoped_entries(rows, scores):
+    for comparison, entry, by_task in _compared_scores(rows, scores):
         point, low, high = performance_profile_ci(by_task, taus, seed=seed)
         out.append(
             {
                 "agent": entry.agent,
                 "label": entry_label(entry, rows),
-                "dataset": dataset,
+                "dataset": comparison.scope,
                 "bins": entry.bins,
                 "taus": [round(float(t), 4) for t in taus],
                 "fraction": [round(float(v), 4) for v in point],
@@ -623,8 +661,9 @@ def header(rows: list[CellRow]) -> str:
         "Runs are grouped by their resolved agent config and dataset digest; the columns after 'preset' are the "
         "gradient steps and the config fields that differ between groups of one agent ('data': the dataset digest). "
         f"Seeds: {', '.join(map(str, seeds))}. Per-cell CIs: 95% percentile bootstrap of the mean over seeds "
-        f"({BOOTSTRAP_REPETITIONS} resamples). Aggregate: interquartile mean (IQM) over all runs of all tasks, "
-        f"95% CI by stratified bootstrap ({BOOTSTRAP_REPETITIONS} resamples within tasks). "
+        f"({BOOTSTRAP_REPETITIONS} resamples). Aggregate: interquartile mean (IQM) over the runs of the (task, "
+        "dataset) cells that every compared agent has runs on, 95% CI by stratified bootstrap "
+        f"({BOOTSTRAP_REPETITIONS} resamples within tasks). "
         f"Time-to-target: gradient steps and wall-clock minutes until an evaluation reaches {TARGET_FRACTION:.0%} of "
         "F-IQL's final return (mean over its seeds) on the same task, dataset and training budget; the wall clock "
         "includes SPIN's ASM pretraining, also shown on its own; medians over the seeds that reached it. A target "
@@ -639,6 +678,7 @@ def _round(value: float | None, digits: int) -> float | None:
 def cell_dicts(rows: list[CellRow]) -> list[dict[str, Any]]:
     """One flat dict per cell: ids, steps and the differing config fields, then the numbers."""
     columns = config_columns(rows)
+    typical = typical_seed_count(rows)
     return [
         {
             "agent": r.agent,
@@ -649,6 +689,7 @@ def cell_dicts(rows: list[CellRow]) -> list[dict[str, Any]]:
             **{_column_name(c): format_value(_raw_value(r, c)) for c in columns},
             "setting": r.setting,
             "seeds": len(r.seeds),
+            "fewer_seeds_than_typical": len(r.seeds) < typical,
             "final_return_mean": round(r.final_return_mean, 2),
             "final_return_std": round(r.final_return_std, 2),
             "final_return_ci95_low": round(r.final_return_ci[0], 2),
@@ -672,6 +713,30 @@ def cell_dicts(rows: list[CellRow]) -> list[dict[str, Any]]:
     ]
 
 
+def compared_labels(report: Report) -> list[str]:
+    """The labels of every entry in the aggregates, in report order (SPIN first)."""
+    shown = {a["label"] for a in report.aggregates}
+    everyone = report.comparisons[-1].entries if report.comparisons else ()
+    return [label for label in (entry_label(e, report.rows) for e in everyone) if label in shown]
+
+
+def comparison_dicts(found: list[Comparison], rows: list[CellRow]) -> list[dict[str, Any]]:
+    """``comparisons`` as JSON: per scope the compared entries' labels and cells, and each cell left out with the
+    entries that lack it."""
+    return [
+        {
+            "dataset": c.scope,
+            "agents": [entry_label(e, rows) for e in c.entries],
+            "cells": [f"{t}/{d}" for t, d in c.cells],
+            "left_out": [
+                {"cell": f"{t}/{d}", "no_runs": [entry_label(e, rows) for e in missing]}
+                for (t, d), missing in c.left_out
+            ],
+        }
+        for c in found
+    ]
+
+
 def config_column_names(rows: list[CellRow]) -> list[str]:
     """Names of the config columns of ``cell_dicts`` (``steps`` first)."""
     return [_column_name(c) for c in config_columns(rows)]
@@ -685,6 +750,8 @@ class Report:
     aggregates: list[dict[str, Any]]
     """Per entry and dataset, then per entry over every dataset (``dataset`` = ``all``)."""
     improvements: list[dict[str, Any]]
+    comparisons: list[Comparison] = field(default_factory=list)
+    """Per dataset, then over every dataset: the cells the aggregates, improvements and profiles compare on."""
     records: list[RunRecord] = field(default_factory=list, repr=False)
     failed: int = 0
     skipped: int = 0
@@ -696,6 +763,7 @@ def build_report(found: Collected) -> Report:
         rows,
         aggregate(rows),
         improvements(rows),
+        comparisons(rows),
         records=found.finished,
         failed=len(found.failed),
         skipped=len(found.skipped),
@@ -714,6 +782,7 @@ def render(report: Report, fmt: str, command: str | None = None, images: Path | 
         document = {
             "header": header(rows),
             "cells": full,
+            "compared_cells": comparison_dicts(report.comparisons, rows),
             "aggregates": report.aggregates,
             "probability_of_improvement": report.improvements,
             "performance_profiles": profiles(rows),

@@ -8,7 +8,7 @@ and everything is sorted.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from spin_bench.runner.plots import AGGREGATE_FILE, PROFILE_FILE, curve_file
@@ -22,15 +22,22 @@ from spin_bench.runner.report import (
     CellRow,
     Report,
     RunRecord,
+    _entry_order,
     agent_order,
     cell_dicts,
+    compared_labels,
     config_column_names,
-    datasets_of,
+    entry_label,
     format_value,
     header,
+    scores_by_entry,
+    typical_seed_count,
 )
 
 DEFAULT_COMMAND = "spin-bench report RUNS --format md"
+README_BEGIN = "<!-- results:begin -->"
+README_END = "<!-- results:end -->"
+"""The lines between which ``readme_block`` is written into a README."""
 
 
 def markdown(report: Report, command: str | None = None, images: str | PurePosixPath | None = None) -> str:
@@ -52,6 +59,7 @@ def markdown(report: Report, command: str | None = None, images: str | PurePosix
         "",
     ]
     lines += _protocol(report)
+    lines += _compared_cells(report)
     lines += _aggregates(report, folder)
     lines += _improvements(report)
     if folder is not None:
@@ -60,9 +68,9 @@ def markdown(report: Report, command: str | None = None, images: str | PurePosix
             "",
             f"![Performance profiles]({folder / PROFILE_FILE})",
             "",
-            "*Fraction of runs whose final normalized score exceeds tau, averaged over tasks (rliable's run-score "
-            "distribution), per dataset and over all datasets. Band: 95% stratified bootstrap CI "
-            f"({BOOTSTRAP_REPETITIONS} resamples).*",
+            "*Fraction of runs whose final normalized score exceeds tau, averaged over the compared cells of each "
+            "dataset and of all datasets (Cells compared; rliable's run-score distribution). Band: 95% stratified "
+            f"bootstrap CI ({BOOTSTRAP_REPETITIONS} resamples).*",
             "",
         ]
     lines += _per_task(rows, folder)
@@ -79,6 +87,12 @@ def _table(names: list[str], rows: list[list[Any]]) -> list[str]:
 
 def _ci(low: float, high: float, digits: int = 1) -> str:
     return f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _resampled(tasks: int, *runs: int) -> bool:
+    """Whether a stratified bootstrap can vary: some cell holds more than one run (one run per cell of every agent
+    gives the point estimate in every resample, a CI that would only look certain)."""
+    return any(n > tasks for n in runs)
 
 
 def _asm_budget(config: dict[str, Any]) -> str:
@@ -155,30 +169,125 @@ def _software(records: list[RunRecord]) -> str:
     return "; ".join(parts) + "."
 
 
-def _aggregates(report: Report, folder: PurePosixPath | None) -> list[str]:
+def _seeds(count: int, typical: int) -> str:
+    """A number of seeds, flagged when below the grid's most common count."""
+    return f"{count} (< {typical})" if count < typical else str(count)
+
+
+def _flag_note(typical: int) -> str:
+    """What the '(< k)' mark means, when the grid's most common seed count leaves room for fewer."""
+    if typical <= 1:
+        return f"; the grid's most common count is {typical} seed, so no cell is marked as short of seeds"
+    return f"; '(< {typical})' marks fewer seeds than {typical}, the grid's most common count"
+
+
+def _cell_name(task: str, dataset: str, scope: str) -> str:
+    return task if scope != ALL_DATASETS else f"{task} {dataset}"
+
+
+def _compared_cells(report: Report) -> list[str]:
+    """Which agent has how many seeds on which (task, dataset) cell, which cells each scope compares on, and the
+    cells left out and why."""
     rows = report.rows
-    datasets = datasets_of(rows)
-    scopes = [*datasets, ALL_DATASETS]
-    lines = ["## Aggregate: IQM of normalized scores", ""]
+    scores = scores_by_entry(rows)
+    entries = sorted(scores, key=_entry_order(rows))
+    labels = {e: entry_label(e, rows) for e in entries}
+    typical = typical_seed_count(rows)
+    lines = ["## Cells compared", ""]
     lines += [
-        "Interquartile mean of the final normalized score over all runs of all tasks, 95% stratified bootstrap CI "
-        f"(runs resampled within each task, {BOOTSTRAP_REPETITIONS} resamples); 'all' pools every (task, dataset).",
+        "The aggregates, probabilities of improvement and performance profiles below compare agents only on the "
+        "(task, dataset) cells that every agent in the comparison has finished runs on: an aggregate over cells "
+        "that another agent has not run would mix task sets, and a task's difficulty would pass for an agent's "
+        "skill. A dataset's comparison takes the agents with a run on that dataset; 'all' takes every agent. "
+        f"n: finished runs (seeds) per agent and cell{_flag_note(typical)}. {_grid_state(report)}.",
         "",
     ]
+    strata = sorted({s for e in entries for s in scores[e]})
+    table = []
+    for task, dataset in strata:
+        runs = [scores[e].get((task, dataset), []) for e in entries]
+        counts = [_seeds(len(r), typical) if r else "-" for r in runs]
+        scopes = [c.scope for c in report.comparisons if (task, dataset) in c.cells]
+        table.append([task, dataset, *counts, ", ".join(scopes) or "none"])
+    lines += _table(["task", "dataset", *(f"{labels[e]} n" for e in entries), "compared in"], table)
+    lines += ["Compared cells per column of the tables below:", ""]
+    for c in report.comparisons:
+        if c.cells:
+            names = ", ".join(_cell_name(t, d, c.scope) for t, d in c.cells)
+            agents = ", ".join(labels[e] for e in c.entries)
+            lines.append(f"- {c.scope}: {len(c.cells)} cell(s), {names}; agents {agents}.")
+        else:
+            lines.append(f"- {c.scope}: none (no cell that all of {', '.join(labels[e] for e in c.entries)} have).")
+    lines.append("")
+    left_out: dict[tuple[str, str], dict[tuple, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for c in report.comparisons:
+        for stratum, missing in c.left_out:
+            left_out[stratum][missing].append(c.scope)
+    if not left_out:
+        return lines + ["No cell is left out: every agent has runs on every cell.", ""]
+    lines += ["Left out:", ""]
+    for (task, dataset), by_missing in sorted(left_out.items()):
+        reasons = [
+            f"of {', '.join(scopes)} (no runs of {', '.join(labels[e] for e in missing)})"
+            for missing, scopes in by_missing.items()
+        ]
+        lines.append(f"- {task} {dataset}: left out {'; '.join(reasons)}.")
+    return lines + [""]
+
+
+def _grid_state(report: Report) -> str:
+    """How much of the grid spanned by the report's agents, tasks and datasets has runs, and with how many seeds."""
+    scores = scores_by_entry(report.rows)
+    strata = {s for by_stratum in scores.values() for s in by_stratum}
+    possible = len(scores) * len(strata)
+    filled = sum(len(by_stratum) for by_stratum in scores.values())
+    counts = [len(v) for by_stratum in scores.values() for v in by_stratum.values()]
+    low, high = min(counts), max(counts)
+    seeds = f"{low}" if low == high else f"{low}-{high}"
+    if filled == possible and low == high:
+        return f"Complete grid: all {possible} (agent, task, dataset) cells have {seeds} seed(s)"
+    return (
+        f"Incomplete grid: {filled} of the {possible} (agent, task, dataset) cells that these agents, tasks and "
+        f"datasets span have finished runs, {seeds} seed(s) each"
+    )
+
+
+def summary_table(report: Report) -> list[str]:
+    """IQM [95% CI] (n runs) per agent and scope, on each scope's compared cells, and the cells each column uses:
+    the table of both the results document and a README's results block."""
+    scopes = [c.scope for c in report.comparisons]
     by_label: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    labels: list[str] = []
     for a in report.aggregates:
-        if a["label"] not in labels:
-            labels.append(a["label"])
         by_label[a["label"]][a["dataset"]] = a
     table = []
-    for label in labels:
+    for label in compared_labels(report):
         cells = []
         for scope in scopes:
             a = by_label[label].get(scope)
-            cells.append("-" if a is None else f"{a['iqm_normalized']:.1f} {_ci(a['ci95_low'], a['ci95_high'])}")
+            if a is None:
+                cells.append("-")
+            elif _resampled(a["tasks"], a["runs"]):
+                cells.append(f"{a['iqm_normalized']:.1f} {_ci(a['ci95_low'], a['ci95_high'])} (n={a['runs']})")
+            else:
+                cells.append(f"{a['iqm_normalized']:.1f} (n={a['runs']}; 1 seed per cell, no CI)")
         table.append([label, *cells])
-    lines += _table(["agent", *scopes], table)
+    used = [
+        f"{c.scope}: {', '.join(_cell_name(t, d, c.scope) for t, d in c.cells) or 'none'}" for c in report.comparisons
+    ]
+    return _table(["agent", *scopes], table) + [f"Cells compared: {'; '.join(used)}.", ""]
+
+
+def _aggregates(report: Report, folder: PurePosixPath | None) -> list[str]:
+    rows = report.rows
+    lines = ["## Aggregate: IQM of normalized scores", ""]
+    lines += [
+        "Interquartile mean of the final normalized score over the runs on each column's compared cells (above), "
+        f"95% stratified bootstrap CI (runs resampled within each cell, {BOOTSTRAP_REPETITIONS} resamples; none "
+        "when every cell holds one seed, as resampling one run gives back the same number); n: runs; 'all' pools "
+        "the cells of every dataset that every agent has.",
+        "",
+    ]
+    lines += summary_table(report)
     if folder is not None:
         lines += [f"![IQM of normalized scores with 95% CIs]({folder / AGGREGATE_FILE})", ""]
     columns = [c for c in config_column_names(rows) if c != "data"]
@@ -187,11 +296,76 @@ def _aggregates(report: Report, folder: PurePosixPath | None) -> list[str]:
         [
             *(a[k] for k in ("agent", "dataset", "bins", "preset", *columns, "tasks", "runs")),
             f"{a['iqm_normalized']:.1f}",
-            _ci(a["ci95_low"], a["ci95_high"]),
+            _ci(a["ci95_low"], a["ci95_high"]) if _resampled(a["tasks"], a["runs"]) else "-",
         ]
         for a in report.aggregates
     ]
     return lines + _table(names, detail)
+
+
+def readme_block(report: Report, command: str, document: str) -> str:
+    """The lines a README shows between ``README_BEGIN`` and ``README_END``: the protocol and the grid's state in
+    one line, ``summary_table`` and a link to the results document at ``document`` (relative to the README)."""
+    rows = report.rows
+    presets = "+".join(sorted({r.preset for r in rows}))
+    steps = ", ".join(sorted({format_value(r.config.get("num_steps", "?")) for r in rows}))
+    lines = [
+        f"<!-- Generated by `{command}`; that command rewrites this block. -->",
+        f"Protocol `{presets}` ({steps} gradient steps, final evaluation over {_episodes(rows)} episodes), trained on "
+        f"{_trained_on(report.records)}. {_grid_state(report)}. IQM of final normalized scores (0-100) with 95% "
+        "stratified bootstrap CI and n runs; each column compares its agents only on the cells all of them have:",
+        "",
+        *summary_table(report),
+        f"Per-cell scores, raw returns, time-to-target and learning curves: [{document}]({document}).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def with_readme_block(text: str, block: str, name: str) -> str:
+    """``text`` with ``block`` between its one ``README_BEGIN`` line and its one ``README_END`` line."""
+    begins, ends = text.count(README_BEGIN), text.count(README_END)
+    if begins != 1 or ends != 1 or text.index(README_BEGIN) > text.index(README_END):
+        raise ValueError(
+            f"{name} needs one {README_BEGIN!r} line followed by one {README_END!r} line to write the results "
+            f"between; it has {begins} and {ends}"
+        )
+    head, rest = text.split(README_BEGIN)
+    tail = rest.split(README_END)[1]
+    return f"{head}{README_BEGIN}\n{block}{README_END}{tail}"
+
+
+def write_readme_block(path: Path, report: Report, command: str, document: str) -> None:
+    """Rewrite ``path``'s results block (``with_readme_block``) in place; the rest of the file is kept as is."""
+    from spin_bench._io import atomic_write_text
+
+    if not path.is_file():
+        raise ValueError(f"--readme file {str(path)!r} does not exist")
+    text = path.read_text()
+    atomic_write_text(path, with_readme_block(text, readme_block(report, command, document), str(path)))
+
+
+def _episodes(rows: list[CellRow]) -> str:
+    return "/".join(str(n) for n in sorted({r.eval_episodes for r in rows}))
+
+
+def _trained_on(records: list[RunRecord]) -> str:
+    """The devices the runs trained on: the CPU models and torch threads for CPU runs, the GPU models for others."""
+    parts = []
+    for device in sorted({str(r.run_config.get("device", "an unrecorded device")) for r in records}):
+        hosts = [
+            r.run_config["host"]
+            for r in records
+            if str(r.run_config.get("device", "an unrecorded device")) == device
+            and isinstance(r.run_config.get("host"), dict)
+        ]
+        if device == "cpu":
+            models = ", ".join(sorted({str(h.get("cpu_model", "unknown CPU")) for h in hosts}))
+            threads = "/".join(sorted({str(h.get("torch_threads", "?")) for h in hosts}))
+            parts.append(f"CPU ({models}, {threads} torch thread(s) per run)" if hosts else "CPU")
+        else:
+            gpus = ", ".join(sorted({str(h["gpu_model"]) for h in hosts if h.get("gpu_model")}))
+            parts.append(f"{device} ({gpus})" if gpus else device)
+    return " and ".join(parts)
 
 
 def _improvements(report: Report) -> list[str]:
@@ -200,17 +374,20 @@ def _improvements(report: Report) -> list[str]:
         return lines + [f"No {IMPROVING_AGENT} runs beside another agent's on the same task, dataset and budget.", ""]
     lines += [
         f"P({IMPROVING_AGENT.upper()} > baseline): per task, the fraction of (SPIN run, baseline run) pairs in which "
-        "SPIN's final normalized score is higher, ties counting one half; averaged over the tasks both ran "
-        "(rliable's definition, Agarwal et al. 2021). 95% CI: stratified bootstrap, each agent's runs resampled "
-        f"within each task ({BOOTSTRAP_REPETITIONS} resamples). 0.5 means no difference.",
+        "SPIN's final normalized score is higher, ties counting one half; averaged over the column's compared "
+        "cells, those every agent in it has (Cells compared; rliable's definition, Agarwal et al. 2021). 95% CI: "
+        "stratified bootstrap, each agent's runs resampled within each cell "
+        f"({BOOTSTRAP_REPETITIONS} resamples); none ('-') when every cell holds one run of each. runs: SPIN's "
+        "and the baseline's runs on those cells. 0.5 means no difference.",
         "",
     ]
     table = [
-        [p["agent"], p["baseline"], p["dataset"], p["tasks"], f"{p['probability']:.2f}"]
-        + [_ci(p["ci95_low"], p["ci95_high"], 2)]
+        [p["agent"], p["baseline"], p["dataset"], p["tasks"], f"{p['runs']} vs {p['baseline_runs']}"]
+        + [f"{p['probability']:.2f}"]
+        + [_ci(p["ci95_low"], p["ci95_high"], 2) if _resampled(p["tasks"], p["runs"], p["baseline_runs"]) else "-"]
         for p in report.improvements
     ]
-    lines += _table(["agent", "baseline", "dataset", "tasks", "P(agent > baseline)", "95% CI"], table)
+    lines += _table(["agent", "baseline", "dataset", "tasks", "runs", "P(agent > baseline)", "95% CI"], table)
     compared = {p["baseline"] for p in report.improvements}
     agents = {a["label"] for a in report.aggregates if a["agent"] == IMPROVING_AGENT}
     left_out = sorted({a["label"] for a in report.aggregates} - compared - agents)
@@ -241,8 +418,9 @@ def _per_task(rows: list[CellRow], folder: PurePosixPath | None) -> list[str]:
     lines = ["## Per task and dataset", ""]
     lines += [
         "Official number: the final evaluation, as normalized score and raw return with 95% bootstrap CIs over "
-        "seeds (none for one seed). TTT: time-to-target, median over the seeds that reached it ('reached'); "
-        "minutes include SPIN's ASM pre-training, which 'ASM min' shows on its own (mean over seeds).",
+        f"the n seeds (none for one seed){_flag_note(typical_seed_count(rows))}. TTT: time-to-target, median over "
+        "the seeds that reached it ('reached'); minutes include SPIN's ASM pre-training, which 'ASM min' shows on "
+        "its own (mean over seeds).",
         "",
     ]
     cells = cell_dicts(rows)
@@ -251,9 +429,10 @@ def _per_task(rows: list[CellRow], folder: PurePosixPath | None) -> list[str]:
     for row, cell in zip(rows, cells, strict=True):
         panels[(row.task, row.dataset, row.bins)].append((row, cell))
     show_failed = any(r.failed for r in rows)
+    typical = typical_seed_count(rows)
     for (task, dataset, bins), group in panels.items():
         lines += [f"### {task}, {dataset}, {bins} bins", ""]
-        names = ["agent", "preset", *columns, "seeds", "normalized (final, official)", "95% CI", "final return"]
+        names = ["agent", "preset", *columns, "n (seeds)", "normalized (final, official)", "95% CI", "final return"]
         names += ["95% CI", f"mean of last {LAST_EVALS} evals: return (normalized)", "best return (not official)"]
         names += ["TTT steps", "TTT min (incl. ASM)", "ASM min", "reached"]
         names += ["failed runs"] if show_failed else []
@@ -262,7 +441,8 @@ def _per_task(rows: list[CellRow], folder: PurePosixPath | None) -> list[str]:
             several = len(row.seeds) > 1
             table.append(
                 [
-                    *(c[k] for k in ("agent", "preset", *columns, "seeds")),
+                    *(c[k] for k in ("agent", "preset", *columns)),
+                    _seeds(c["seeds"], typical),
                     f"{c['normalized_score']:.1f}",
                     _ci(c["normalized_ci95_low"], c["normalized_ci95_high"]) if several else "-",
                     f"{c['final_return_mean']:.1f}",
