@@ -49,6 +49,13 @@ class DecQNConfig:
     """Adam step size."""
     batch_size: int = 256
     """Transitions per gradient step."""
+    action_repeat: int = 1
+    """Environment steps each chosen action is held for. With k > 1 the agent decides every k env steps: one
+    stored transition is one decision, its reward the sum of the k env rewards (fewer at an episode's end), its
+    next observation the one after them; ``n_step`` and ``gamma`` count decisions, ``replay_size`` and
+    ``batch_size`` count transitions. ``--env-steps``, ``updates_per_step``, ``learning_starts``,
+    ``epsilon_decay_steps``, ``chunk_steps`` and ``eval_interval`` stay in env steps. Evaluations hold actions the
+    same way."""
     gamma: float = 0.99
     """Discount factor."""
     n_step: int = 3
@@ -106,6 +113,8 @@ class DecQNConfig:
         for key in ("priority_exponent", "importance_exponent"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ValueError(f"{key}={getattr(self, key)} must be in [0, 1]")
+        if self.action_repeat < 1:
+            raise ValueError(f"action_repeat={self.action_repeat} must be >= 1 (env steps each action is held for)")
         if self.utility_basis < 0 or self.utility_basis == 1:
             raise ValueError(f"utility_basis={self.utility_basis} must be 0 (free utilities) or >= 2")
 

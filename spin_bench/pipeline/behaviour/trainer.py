@@ -121,7 +121,8 @@ class DecQNLearner:
             next_q = self.target(b["next_observations"]).gather(2, next_actions).squeeze(-1).mean(dim=1)
             target = b["returns"] + b["discounts"] * next_q
             if self.config.target_clip == "bound":
-                target = target.clamp(0.0, q_bound(self.config.gamma))
+                # A decision's reward sums action_repeat env rewards in [0, 1].
+                target = target.clamp(0.0, self.config.action_repeat * q_bound(self.config.gamma))
         if "weights" in b:
             loss = (F.huber_loss(q, target, reduction="none", delta=self.config.huber_delta) * b["weights"]).mean()
         else:
@@ -283,7 +284,13 @@ def run_training(
 
     specs = [
         WorkerSpec(
-            task, bins, learner.policy_network().architecture(), config.gamma, config.n_step, seed * 1000 + i + 1
+            task,
+            bins,
+            learner.policy_network().architecture(),
+            config.gamma,
+            config.n_step,
+            seed * 1000 + i + 1,
+            config.action_repeat,
         )
         for i in range(num_workers)
     ]
@@ -314,7 +321,8 @@ def run_training(
                 steps = min(config.chunk_steps, -(-(env_steps - state.env_steps) // len(pool)))
                 pool.start_collect(steps, epsilon)
                 # Learn while the workers collect: the replay ratio is kept per chunk.
-                if replay.size >= state.learning_starts(config):
+                # The replay holds decisions, one per action_repeat env steps; learning_starts counts env steps.
+                if replay.size >= -(-state.learning_starts(config) // config.action_repeat):
                     for _ in range(max(0, state.owed_updates(config) - state.updates)):
                         losses.append(learn_step(learner, replay, rng, state.learning_rate(config)))
                         state.updates += 1
@@ -341,6 +349,8 @@ def run_training(
                         eval_return_std=float(returns.std()),
                         eval_episodes=len(returns),
                         eval_epsilon=config.eval_epsilon,
+                        # The eval return above held each action this long; without the key a snapshot means 1.
+                        **({"action_repeat": config.action_repeat} if config.action_repeat > 1 else {}),
                     )
                     learner.online.to(torch_device)
                     # Its own random stream: probing must not change the training's replay samples.
@@ -370,15 +380,17 @@ def run_training(
                     _commit_checkpoint(out, learner, rng, state, replay)
                     sps = state.env_steps / max(state.wall_seconds, 1e-9)
                     loss_text = f"{row['loss']:.3g}" if row["loss"] != "" else "-"
+                    # Q values a decision, whose reward sums action_repeat env steps' rewards.
+                    implied = config.action_repeat * implied_q(returns.mean(), config.gamma)
                     log(
                         f"{task} step {state.env_steps:>9,}  updates {state.updates:>8,}  "
                         f"eval {returns.mean():7.1f} +- {returns.std():5.1f}  loss {loss_text}  "
-                        f"Q mean {q_mean:.3g} (eval implies {implied_q(returns.mean(), config.gamma):.3g}) "
+                        f"Q mean {q_mean:.3g} (eval implies {implied:.3g}) "
                         f"max {q_max:.3g}  "
                         f"eps {epsilon:.3f}  "
                         f"{sps:,.0f} env steps/s  {state.wall_seconds / 60:.1f} min"
                     )
-                    warning = divergence_warning(state.curve, config.gamma)
+                    warning = divergence_warning(state.curve, config.gamma, config.action_repeat)
                     if warning:
                         log(f"warning: {task}: {warning}")
         finally:
@@ -406,21 +418,23 @@ def learner_matmul_precision(config: DecQNConfig) -> Iterator[None]:
         torch.set_float32_matmul_precision(previous)
 
 
-def divergence_warning(curve: list[dict], gamma: float = 0.99) -> str | None:
+def divergence_warning(curve: list[dict], gamma: float = 0.99, action_repeat: int = 1) -> str | None:
     """A warning when the last evaluation looks like a diverging Q-function, else None.
 
-    First, the greedy Q-values on replay states (``q_max``): rewards in [0, 1] cannot give more than
-    1 / (1 - gamma), so a value well above it (``DIVERGED_Q_FACTOR`` times) is divergence, not optimism; it shows
+    First, the greedy Q-values on replay states (``q_max``): rewards in [0, 1] per env step, summed over
+    ``action_repeat`` env steps per decision, cannot give more than action_repeat / (1 - gamma), so a value well
+    above it (``DIVERGED_Q_FACTOR`` times) is divergence, not optimism; it shows
     first (dog-trot: Q max 30 at 975k env steps, 417 at 1M, while the loss only reached 0.23). Then the TD loss: a
     healthy one grows with the Q-values as the agent improves; a diverging one jumps by an order of magnitude and
     then grows exponentially (dog-trot: 0.16 -> 3.3 -> 8.5 -> 21 after 1M, later doubling every interval), while the
     greedy return may still look fine.
     """
     q_max = logged_value(curve[-1], "q_max") if curve else None
-    if q_max is not None and q_max > diverged_q(gamma):
+    if q_max is not None and q_max > action_repeat * diverged_q(gamma):
         return (
-            f"greedy Q reaches {q_max:.3g} on replay states, over {DIVERGED_Q_FACTOR:g}x the {q_bound(gamma):g} "
-            "that rewards in [0, 1] allow: the Q-function is diverging; export a snapshot from before it "
+            f"greedy Q reaches {q_max:.3g} on replay states, over {DIVERGED_Q_FACTOR:g}x the "
+            f"{action_repeat * q_bound(gamma):g} that rewards in [0, 1] allow: the Q-function is diverging; "
+            "export a snapshot from before it "
             "(behaviour export --expert-step)"
         )
     losses = [loss for loss in (logged_value(row, "loss") for row in curve) if loss is not None]

@@ -1,8 +1,9 @@
 """Environment processes for online training: one per core, each stepping its own env.
 
-The learner sends each worker the latest weights and asks for a chunk of steps; the worker acts
-epsilon-greedily, turns its trajectory into n-step transitions and sends them back. Episodes run
-on across chunks. Evaluation episodes are split across the same workers.
+The learner sends each worker the latest weights and asks for a chunk of env steps; the worker acts
+epsilon-greedily, holding each action for ``action_repeat`` env steps, turns its decisions into n-step
+transitions and sends them back. Episodes, and a decision whose repeats a chunk cut short, run on across
+chunks. Evaluation episodes are split across the same workers.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class WorkerSpec:
     """n of the n-step returns."""
     seed: int
     """Seed of this worker's episodes and exploration (any non-negative int)."""
+    action_repeat: int = 1
+    """Env steps each chosen action is held for; one transition is one decision."""
 
 
 class _NStepAccumulator:
@@ -94,6 +97,8 @@ def _worker_main(spec: WorkerSpec, conn) -> None:
     episode = 0
     obs, _ = env.reset(seed=_episode_seed(spec.seed, episode))
     episode_return, finished_returns = 0.0, []
+    # The decision being held: its action, first observation, summed reward and the env steps it has left.
+    action, decision_obs, decision_reward, repeats_left = None, obs, 0.0, 0
     eval_env = None
 
     while True:
@@ -107,9 +112,17 @@ def _worker_main(spec: WorkerSpec, conn) -> None:
         elif command == "collect":
             steps, epsilon = payload
             for _ in range(steps):
-                action = policy.act(obs[None], epsilon, rng)[0]
+                if repeats_left == 0:
+                    action = policy.act(obs[None], epsilon, rng)[0]
+                    decision_obs, decision_reward, repeats_left = obs, 0.0, spec.action_repeat
                 next_obs, reward, terminated, truncated, _ = env.step(action)
-                accumulator.push(obs, action, reward, next_obs, terminated, terminated or truncated)
+                decision_reward += reward
+                repeats_left -= 1
+                if repeats_left == 0 or terminated or truncated:
+                    accumulator.push(
+                        decision_obs, action, decision_reward, next_obs, terminated, terminated or truncated
+                    )
+                    repeats_left = 0
                 episode_return += reward
                 obs = next_obs
                 if terminated or truncated:
@@ -128,9 +141,13 @@ def _worker_main(spec: WorkerSpec, conn) -> None:
                 o, _ = eval_env.reset(seed=int(s))
                 total, done = 0.0, False
                 while not done:
-                    o, r, terminated, truncated, _ = eval_env.step(policy.act(o[None], epsilon, eval_rng)[0])
-                    total += r
-                    done = terminated or truncated
+                    eval_action = policy.act(o[None], epsilon, eval_rng)[0]
+                    for _ in range(spec.action_repeat):
+                        o, r, terminated, truncated, _ = eval_env.step(eval_action)
+                        total += r
+                        done = terminated or truncated
+                        if done:
+                            break
                 returns.append(total)
             conn.send(returns)
         else:

@@ -208,6 +208,12 @@ def register_checkpoints_cmd(
         if snap.get("sha256") not in (None, sha):
             raise ValueError(f"{cp.relpath} has sha256 {sha[:16]}..., {record_path} says {snap['sha256'][:16]}...")
         policy = load_behaviour_policy(cp.path)
+        repeat = int(policy.metadata.get("action_repeat", 1))
+        if repeat != 1:  # datasets roll a snapshot out one greedy action per env step
+            raise ValueError(
+                f"{cp.relpath} was trained with action_repeat={repeat}; datasets act once per env step, so only "
+                "action_repeat=1 snapshots can be registered"
+            )
         check_numpy_forward(cp.path, policy)
         arch = policy.network.architecture()
         if arch["obs_dim"] != obs_dim or list(arch["nvec"]) != nvec:
