@@ -12,6 +12,7 @@ from conftest import launch_cli
 import spin_bench
 from spin_bench.pipeline.behaviour import trainer
 from spin_bench.pipeline.behaviour.config import DecQNConfig
+from spin_bench.pipeline.behaviour.diagnose import sample_replay_observations, snapshot_q_values
 from spin_bench.pipeline.behaviour.export import export_snapshots
 from spin_bench.pipeline.behaviour.network import DecoupledQNetwork
 from spin_bench.pipeline.behaviour.policy import BehaviourPolicy, load_behaviour_policy, save_snapshot
@@ -110,7 +111,7 @@ def test_evaluation_holds_each_greedy_action_for_the_same_repeat():
 def test_training_with_action_repeat_counts_env_steps_and_records_the_repeat(tmp_path):
     config = DecQNConfig(hidden=(32, 32), learning_starts=500, eval_interval=1000, eval_episodes=1, chunk_steps=250,
                          replay_size=10_000, action_repeat=2)  # fmt: skip
-    run = trainer.run_training("finger-spin", 2000, out=tmp_path / "run", workers=1, config=config, log=lambda _: None)
+    run = trainer.run_training(TASK, 2000, out=tmp_path / "run", workers=1, config=config, log=lambda _: None)
     rows = (run / "curve.csv").read_text().splitlines()[1:]
     # Env steps and the replay ratio count env steps: learning starts once 500 env steps (250 decisions) are in
     # the replay, and the updates owed are 0.5 per env step from there, as without action repeat.
@@ -119,6 +120,9 @@ def test_training_with_action_repeat_counts_env_steps_and_records_the_repeat(tmp
     assert load_behaviour_policy(run / "snapshots" / "step_000002000.pt").metadata["action_repeat"] == 2
     record = export_snapshots(run, tmp_path / "export")
     assert record["decqn"]["action_repeat"] == 2 and "--set action_repeat=2" in record["command"]
+    # A decision's Q sums two env steps' rewards: the diagnostics scale the value an eval implies the same way.
+    last = snapshot_q_values(run, sample_replay_observations(run, 64))[-1]
+    assert last.implied_q == pytest.approx(2 * last.eval_return / 1000 / (1 - config.gamma))
 
 
 def test_action_repeat_below_one_is_refused_in_one_line(tmp_path):

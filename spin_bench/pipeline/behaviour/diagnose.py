@@ -113,19 +113,21 @@ def observation_scale(observations: np.ndarray) -> ObservationScale:
     )
 
 
-def q_bound(gamma: float) -> float:
-    """The largest discounted return possible with rewards in [0, 1]."""
-    return MAX_REWARD / (1.0 - gamma)
+def q_bound(gamma: float, action_repeat: int = 1) -> float:
+    """The largest discounted return possible with rewards in [0, 1] per env step, summed over the
+    ``action_repeat`` env steps of each decision."""
+    return action_repeat * MAX_REWARD / (1.0 - gamma)
 
 
-def diverged_q(gamma: float) -> float:
+def diverged_q(gamma: float, action_repeat: int = 1) -> float:
     """The greedy Q-value above which a critic is diverging (:data:`DIVERGED_Q_FACTOR` times the bound)."""
-    return DIVERGED_Q_FACTOR * q_bound(gamma)
+    return DIVERGED_Q_FACTOR * q_bound(gamma, action_repeat)
 
 
-def implied_q(eval_return: float, gamma: float) -> float:
-    """The discounted value of earning ``eval_return`` per :data:`EPISODE_STEPS`-step episode at a steady rate."""
-    return eval_return / EPISODE_STEPS / (1.0 - gamma)
+def implied_q(eval_return: float, gamma: float, action_repeat: int = 1) -> float:
+    """The discounted value of earning ``eval_return`` per :data:`EPISODE_STEPS`-step episode at a steady rate,
+    counted in decisions of ``action_repeat`` env steps."""
+    return action_repeat * eval_return / EPISODE_STEPS / (1.0 - gamma)
 
 
 def overestimation(q_mean: float, implied: float) -> float:
@@ -154,7 +156,7 @@ def snapshot_q_values(run: Path, observations: np.ndarray, steps: list[int] | No
     missing = [s for s in steps if s not in by_step]
     if missing:
         raise ValueError(f"no snapshot at {missing[0]:,} env steps; the run has {min(by_step):,} to {max(by_step):,}")
-    gamma = run_gamma(run)
+    gamma, repeat = run_discounting(run)
     results = []
     for step in steps:
         row = by_step[step]
@@ -166,11 +168,13 @@ def snapshot_q_values(run: Path, observations: np.ndarray, steps: list[int] | No
                 loss=logged_value(row, "loss"),
                 q_mean=float(q.mean()),
                 q_max=float(q.max()),
-                implied_q=implied_q(float(row["eval_return_mean"]), gamma),
+                implied_q=implied_q(float(row["eval_return_mean"]), gamma, repeat),
             )
         )
     return results
 
 
-def run_gamma(run: Path) -> float:
-    return float(json.loads((Path(run) / "config.json").read_text())["decqn"]["gamma"])
+def run_discounting(run: Path) -> tuple[float, int]:
+    """The run's gamma and action repeat (env steps per decision), which scale every Q-value it learns."""
+    decqn = json.loads((Path(run) / "config.json").read_text())["decqn"]
+    return float(decqn["gamma"]), int(decqn.get("action_repeat", 1))

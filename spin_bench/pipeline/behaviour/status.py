@@ -67,6 +67,7 @@ def run_status(run: Path, targets: dict[tuple[str, int], float | None]) -> RunSt
     last = rows[-1]
     q_max, q_mean = logged_value(last, "q_max"), logged_value(last, "q_mean")
     gamma = float(config["decqn"].get("gamma", 0.99))
+    repeat = int(config["decqn"].get("action_repeat", 1))
     recent = None
     if len(rows) > 1:
         steps = int(last["env_steps"]) - int(rows[-2]["env_steps"])
@@ -82,8 +83,8 @@ def run_status(run: Path, targets: dict[tuple[str, int], float | None]) -> RunSt
         best_eval=evals[best],
         best_step=int(rows[best]["env_steps"]),
         q_max=q_max,
-        diverged=q_max is not None and q_max > diverged_q(gamma),
-        overestimation=None if q_mean is None else overestimation(q_mean, implied_q(evals[-1], gamma)),
+        diverged=q_max is not None and q_max > diverged_q(gamma, repeat),
+        overestimation=None if q_mean is None else overestimation(q_mean, implied_q(evals[-1], gamma, repeat)),
         hours=float(last["wall_seconds"]) / 3600.0,
         recent_steps_per_second=recent,
         settings=nondefault_overrides(config["decqn"]),

@@ -122,7 +122,7 @@ class DecQNLearner:
             target = b["returns"] + b["discounts"] * next_q
             if self.config.target_clip == "bound":
                 # A decision's reward sums action_repeat env rewards in [0, 1].
-                target = target.clamp(0.0, self.config.action_repeat * q_bound(self.config.gamma))
+                target = target.clamp(0.0, q_bound(self.config.gamma, self.config.action_repeat))
         if "weights" in b:
             loss = (F.huber_loss(q, target, reduction="none", delta=self.config.huber_delta) * b["weights"]).mean()
         else:
@@ -381,7 +381,7 @@ def run_training(
                     sps = state.env_steps / max(state.wall_seconds, 1e-9)
                     loss_text = f"{row['loss']:.3g}" if row["loss"] != "" else "-"
                     # Q values a decision, whose reward sums action_repeat env steps' rewards.
-                    implied = config.action_repeat * implied_q(returns.mean(), config.gamma)
+                    implied = implied_q(returns.mean(), config.gamma, config.action_repeat)
                     log(
                         f"{task} step {state.env_steps:>9,}  updates {state.updates:>8,}  "
                         f"eval {returns.mean():7.1f} +- {returns.std():5.1f}  loss {loss_text}  "
@@ -430,10 +430,10 @@ def divergence_warning(curve: list[dict], gamma: float = 0.99, action_repeat: in
     greedy return may still look fine.
     """
     q_max = logged_value(curve[-1], "q_max") if curve else None
-    if q_max is not None and q_max > action_repeat * diverged_q(gamma):
+    if q_max is not None and q_max > diverged_q(gamma, action_repeat):
         return (
             f"greedy Q reaches {q_max:.3g} on replay states, over {DIVERGED_Q_FACTOR:g}x the "
-            f"{action_repeat * q_bound(gamma):g} that rewards in [0, 1] allow: the Q-function is diverging; "
+            f"{q_bound(gamma, action_repeat):g} that rewards in [0, 1] allow: the Q-function is diverging; "
             "export a snapshot from before it "
             "(behaviour export --expert-step)"
         )

@@ -152,7 +152,7 @@ def diagnose(
         diverged_q,
         observation_scale,
         q_bound,
-        run_gamma,
+        run_discounting,
         sample_replay_observations,
         snapshot_q_values,
     )
@@ -176,8 +176,8 @@ def diagnose(
         "largest features (index: 99th percentile / max of |x|): "
         + ", ".join(f"{i}: {q99:.3g} / {top:.3g}" for i, q99, top in scale.largest)
     )
-    gamma = run_gamma(run)
-    bound, diverged = q_bound(gamma), diverged_q(gamma)
+    gamma, repeat = run_discounting(run)
+    bound, diverged = q_bound(gamma, repeat), diverged_q(gamma, repeat)
     table = Table(title=f"greedy Q on replay states (true values <= {bound:g})")  # rewards lie in [0, 1]
     for column in ("env steps", "eval return", "TD loss", "Q mean", "Q from eval", "Q max", ""):
         table.add_column(column, justify="right")
