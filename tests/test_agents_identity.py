@@ -27,7 +27,7 @@ LABELS = {
     ("f-iql", "lite"): ("lite-787d7655", "lite-num_steps=300-lr=0.001-be93eade"),
     ("f-iql", "quick"): ("quick-0bd0084d", "quick-num_steps=300-lr=0.001-8864e724"),
     ("ar-iql", "paper"): ("paper-6d7c0957", "paper-num_steps=300-lr=0.001-29dc5e84"),
-    ("ar-iql", "lite"): ("lite-6cc27202", "lite-num_steps=300-lr=0.001-04e3b457"),
+    ("ar-iql", "lite"): ("lite-a07ef881", "lite-num_steps=300-lr=0.001-fc76c434"),
     ("ar-iql", "quick"): ("quick-87ecd819", "quick-num_steps=300-lr=0.001-e5394340"),
     ("bc", "paper"): ("paper-12de96fb", "paper-num_steps=300-lr=0.001-e5915151"),
     ("bc", "lite"): ("lite-9eb0c396", "lite-num_steps=300-lr=0.001-1ce7ed02"),

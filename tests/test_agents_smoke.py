@@ -168,7 +168,16 @@ def test_presets():
 
 
 # What a smaller protocol may change: sizes and budget, never an algorithm's hyperparameters.
-SIZE_AND_BUDGET = {"num_steps", "eval_every", "d_model", "num_blocks", "head_hidden", "asm_steps", "asm_epochs"}
+SIZE_AND_BUDGET = {
+    "num_steps",
+    "eval_every",
+    "d_model",
+    "num_blocks",
+    "head_hidden",
+    "lstm_hidden",
+    "asm_steps",
+    "asm_epochs",
+}
 
 
 def test_lite_keeps_the_papers_hyperparameters_and_protocol():

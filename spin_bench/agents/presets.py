@@ -25,8 +25,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # steps (on mixed data every IQL agent's curve has peaked, fallen and levelled off by then: docs/learning-curves.md,
     # results/README.md), evaluation every 2500 steps over the paper's 10 episodes; transformers of d=64 with 2 blocks
     # and 64-wide heads (the paper's: d=256, 3 blocks, 128); 3000 ASM steps at the paper's batch of 1024 whatever the
-    # dataset size (held-out masked-token accuracy has levelled off by then). Critics, values, MLP and LSTM actors,
-    # learning rates, expectile, beta, dropout and masking keep the paper's values.
+    # dataset size (held-out masked-token accuracy has levelled off by then); AR-IQL's LSTM 64 wide (the paper's: 256;
+    # at 256 an AR-IQL update costs 9-18 GFLOP, 9-12x a lite SPIN update, and it is the one network lite would leave at
+    # paper size among the agents' policies). Critics, values, MLP actors, learning rates, expectile, beta, dropout
+    # and masking keep the paper's values.
     "lite": {
         "num_steps": 50_000,
         "eval_every": 2_500,
@@ -34,6 +36,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "d_model": 64,
         "num_blocks": 2,
         "head_hidden": 64,
+        "lstm_hidden": 64,
         "asm_steps": 3_000,
         "asm_batch_size": 1024,
     },
