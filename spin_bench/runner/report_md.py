@@ -350,14 +350,13 @@ def _episodes(rows: list[CellRow]) -> str:
 
 def _trained_on(records: list[RunRecord]) -> str:
     """The devices the runs trained on: the CPU models and torch threads for CPU runs, the GPU models for others."""
+    hosts_by_device: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        hosts = hosts_by_device[str(r.run_config.get("device", "an unrecorded device"))]
+        if isinstance(r.run_config.get("host"), dict):
+            hosts.append(r.run_config["host"])
     parts = []
-    for device in sorted({str(r.run_config.get("device", "an unrecorded device")) for r in records}):
-        hosts = [
-            r.run_config["host"]
-            for r in records
-            if str(r.run_config.get("device", "an unrecorded device")) == device
-            and isinstance(r.run_config.get("host"), dict)
-        ]
+    for device, hosts in sorted(hosts_by_device.items()):
         if device == "cpu":
             models = ", ".join(sorted({str(h.get("cpu_model", "unknown CPU")) for h in hosts}))
             threads = "/".join(sorted({str(h.get("torch_threads", "?")) for h in hosts}))
