@@ -576,30 +576,51 @@ def improvements(rows: list[CellRow], seed: int = BOOTSTRAP_SEED) -> list[dict[s
     out = []
     for spin in sorted((e for e in scores if e.agent == IMPROVING_AGENT), key=order):
         for other in sorted((e for e in scores if e.agent != IMPROVING_AGENT), key=order):
-            if other.bins != spin.bins or not _same_budget(spin.config, other.config):
+            if not comparable(spin, other):
                 continue
             for comparison in scopes:
-                if spin not in comparison.entries or other not in comparison.entries:
-                    continue
-                keys = [(f"{t}/{d}", (t, d)) for t, d in comparison.cells]
-                point, low, high = probability_of_improvement_ci(
-                    {k: scores[spin][s] for k, s in keys}, {k: scores[other][s] for k, s in keys}, seed=seed
-                )
-                out.append(
-                    {
-                        "agent": entry_label(spin, rows),
-                        "baseline": entry_label(other, rows),
-                        "dataset": comparison.scope,
-                        "bins": spin.bins,
-                        "tasks": len(keys),
-                        "runs": sum(len(scores[spin][s]) for _, s in keys),
-                        "baseline_runs": sum(len(scores[other][s]) for _, s in keys),
-                        "probability": round(point, 3),
-                        "ci95_low": round(low, 3),
-                        "ci95_high": round(high, 3),
-                    }
-                )
+                if spin in comparison.entries and other in comparison.entries:
+                    out.append(pairwise_improvement(spin, other, comparison, rows, scores, seed))
     return out
+
+
+def bootstrap_varies(tasks: int, *runs: int) -> bool:
+    """Whether a stratified bootstrap over ``tasks`` cells can vary: some cell holds more than one run (one run per
+    cell of every agent gives the point estimate in every resample, a CI that would only look certain)."""
+    return any(n > tasks for n in runs)
+
+
+def comparable(first: Entry, second: Entry) -> bool:
+    """Whether two entries may be compared: the same bins and training budget."""
+    return first.bins == second.bins and _same_budget(first.config, second.config)
+
+
+def pairwise_improvement(
+    first: Entry,
+    second: Entry,
+    comparison: Comparison,
+    rows: list[CellRow],
+    scores: dict[Entry, dict[tuple[str, str], list[float]]] | None = None,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, Any]:
+    """P(first > second) over ``comparison``'s cells with its 95% stratified bootstrap CI, as a report row."""
+    scores = scores_by_entry(rows) if scores is None else scores
+    keys = [(f"{t}/{d}", (t, d)) for t, d in comparison.cells]
+    point, low, high = probability_of_improvement_ci(
+        {k: scores[first][s] for k, s in keys}, {k: scores[second][s] for k, s in keys}, seed=seed
+    )
+    return {
+        "agent": entry_label(first, rows),
+        "baseline": entry_label(second, rows),
+        "dataset": comparison.scope,
+        "bins": first.bins,
+        "tasks": len(keys),
+        "runs": sum(len(scores[first][s]) for _, s in keys),
+        "baseline_runs": sum(len(scores[second][s]) for _, s in keys),
+        "probability": round(point, 3),
+        "ci95_low": round(low, 3),
+        "ci95_high": round(high, 3),
+    }
 
 
 def profile_taus(rows: list[CellRow]) -> np.ndarray:
@@ -752,18 +773,24 @@ class Report:
     improvements: list[dict[str, Any]]
     comparisons: list[Comparison] = field(default_factory=list)
     """Per dataset, then over every dataset: the cells the aggregates, improvements and profiles compare on."""
+    paper: list[dict[str, Any]] = field(default_factory=list)
+    """Per dataset the paper reports, each pair of its agents: the paper's order and whether this grid reproduces it
+    (``spin_bench.runner.paper.paper_comparison``)."""
     records: list[RunRecord] = field(default_factory=list, repr=False)
     failed: int = 0
     skipped: int = 0
 
 
 def build_report(found: Collected) -> Report:
+    from spin_bench.runner.paper import paper_comparison
+
     rows = build_cells(found.finished, found.failed)
     return Report(
         rows,
         aggregate(rows),
         improvements(rows),
         comparisons(rows),
+        paper_comparison(rows),
         records=found.finished,
         failed=len(found.failed),
         skipped=len(found.skipped),
@@ -785,6 +812,7 @@ def render(report: Report, fmt: str, command: str | None = None, images: Path | 
             "compared_cells": comparison_dicts(report.comparisons, rows),
             "aggregates": report.aggregates,
             "probability_of_improvement": report.improvements,
+            "paper_comparison": report.paper,
             "performance_profiles": profiles(rows),
         }
         return json.dumps(document, indent=2) + "\n"

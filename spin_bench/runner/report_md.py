@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from spin_bench.runner.paper import paper_order
 from spin_bench.runner.plots import AGGREGATE_FILE, PROFILE_FILE, curve_file
 from spin_bench.runner.report import (
     ALL_DATASETS,
@@ -24,6 +25,7 @@ from spin_bench.runner.report import (
     RunRecord,
     _entry_order,
     agent_order,
+    bootstrap_varies,
     cell_dicts,
     compared_labels,
     config_column_names,
@@ -62,6 +64,7 @@ def markdown(report: Report, command: str | None = None, images: str | PurePosix
     lines += _compared_cells(report)
     lines += _aggregates(report, folder)
     lines += _improvements(report)
+    lines += _paper(report)
     if folder is not None:
         lines += [
             "## Performance profiles",
@@ -87,12 +90,6 @@ def _table(names: list[str], rows: list[list[Any]]) -> list[str]:
 
 def _ci(low: float, high: float, digits: int = 1) -> str:
     return f"[{low:.{digits}f}, {high:.{digits}f}]"
-
-
-def _resampled(tasks: int, *runs: int) -> bool:
-    """Whether a stratified bootstrap can vary: some cell holds more than one run (one run per cell of every agent
-    gives the point estimate in every resample, a CI that would only look certain)."""
-    return any(n > tasks for n in runs)
 
 
 def _asm_budget(config: dict[str, Any]) -> str:
@@ -266,7 +263,7 @@ def summary_table(report: Report) -> list[str]:
             a = by_label[label].get(scope)
             if a is None:
                 cells.append("-")
-            elif _resampled(a["tasks"], a["runs"]):
+            elif bootstrap_varies(a["tasks"], a["runs"]):
                 cells.append(f"{a['iqm_normalized']:.1f} {_ci(a['ci95_low'], a['ci95_high'])} (n={a['runs']})")
             else:
                 cells.append(f"{a['iqm_normalized']:.1f} (n={a['runs']}; 1 seed per cell, no CI)")
@@ -296,7 +293,7 @@ def _aggregates(report: Report, folder: PurePosixPath | None) -> list[str]:
         [
             *(a[k] for k in ("agent", "dataset", "bins", "preset", *columns, "tasks", "runs")),
             f"{a['iqm_normalized']:.1f}",
-            _ci(a["ci95_low"], a["ci95_high"]) if _resampled(a["tasks"], a["runs"]) else "-",
+            _ci(a["ci95_low"], a["ci95_high"]) if bootstrap_varies(a["tasks"], a["runs"]) else "-",
         ]
         for a in report.aggregates
     ]
@@ -382,8 +379,7 @@ def _improvements(report: Report) -> list[str]:
     ]
     table = [
         [p["agent"], p["baseline"], p["dataset"], p["tasks"], f"{p['runs']} vs {p['baseline_runs']}"]
-        + [f"{p['probability']:.2f}"]
-        + [_ci(p["ci95_low"], p["ci95_high"], 2) if _resampled(p["tasks"], p["runs"], p["baseline_runs"]) else "-"]
+        + [f"{p['probability']:.2f}", _probability_ci(p)]
         for p in report.improvements
     ]
     lines += _table(["agent", "baseline", "dataset", "tasks", "runs", "P(agent > baseline)", "95% CI"], table)
@@ -393,6 +389,49 @@ def _improvements(report: Report) -> list[str]:
     if left_out:
         lines += [f"Not compared (another training budget or bins): {', '.join(left_out)}.", ""]
     return lines
+
+
+def _paper(report: Report) -> list[str]:
+    lines = ["## Comparison with the paper", ""]
+    datasets = sorted({p["dataset"] for p in report.paper})
+    if not datasets:
+        return lines + ["No dataset of this grid has two of the paper's agents on the same cells.", ""]
+    lines += [
+        "The SPIN paper reports, per dataset, each agent's raw return averaged over its tasks (5 seeds, 1M gradient "
+        "steps, the paper's network sizes, the original benchmark's data), without intervals. Its order of two "
+        "agents is reproduced here when the 95% CI of P(higher > lower) on the dataset's compared cells (Cells "
+        "compared) lies above 0.5, reversed when it lies below 0.5, and not resolved when it contains 0.5; with "
+        "one run per cell there is no CI and no verdict. This grid's tasks, budget and sizes are its own (Protocol), "
+        "so a verdict says whether the paper's order holds at this scale, not whether the paper's numbers are right.",
+        "",
+    ]
+    iqm = {(a["dataset"], a["label"]): a["iqm_normalized"] for a in report.aggregates}
+    for dataset in datasets:
+        paper = " > ".join(f"{r.agent} {r.mean_return:.1f}" for r in paper_order(dataset))
+        here = sorted(
+            ((label, value) for (d, label), value in iqm.items() if d == dataset),
+            key=lambda item: -item[1],
+        )
+        lines += [
+            f"- {dataset}: paper (mean raw return) {paper}; here (IQM of normalized scores) "
+            + " > ".join(f"{label} {value:.1f}" for label, value in here)
+            + "."
+        ]
+    lines.append("")
+    table = [
+        [p["dataset"], p["higher"], p["lower"], f"{p['paper_higher_return']:.1f} vs {p['paper_lower_return']:.1f}"]
+        + [p["tasks"], f"{p['runs']} vs {p['baseline_runs']}", f"{p['probability']:.2f}"]
+        + ["-" if p["ci95_low"] is None else _ci(p["ci95_low"], p["ci95_high"], 2), p["verdict"]]
+        for p in report.paper
+    ]
+    names = ["dataset", "paper: higher", "paper: lower", "paper returns", "cells", "runs"]
+    lines += _table([*names, "P(higher > lower) here", "95% CI", "verdict"], table)
+    return lines
+
+
+def _probability_ci(p: dict[str, Any]) -> str:
+    varies = bootstrap_varies(p["tasks"], p["runs"], p["baseline_runs"])
+    return _ci(p["ci95_low"], p["ci95_high"], 2) if varies else "-"
 
 
 def _minutes(seconds: float | None) -> str:
