@@ -123,6 +123,8 @@ class CellRow:
     """Per seed: the normalized score at each of ``curves``' steps."""
     walls: dict[int, list[float]] = field(default_factory=dict, repr=False)
     """Per seed: wall-clock seconds at each evaluation (pretraining included)."""
+    end_change: dict[int, float] = field(default_factory=dict, repr=False)
+    """Per seed with at least ``2 * LAST_EVALS`` evaluations: ``end_change`` of its normalized curve."""
 
     @property
     def target_defined(self) -> bool:
@@ -315,6 +317,36 @@ def _last_evals(metrics: list[dict[str, Any]], key: str) -> float:
     return float(np.mean([row[key] for row in metrics[-LAST_EVALS:]]))
 
 
+def end_change(normalized_curve: list[float]) -> float | None:
+    """How far a curve still moves at the end of training: the mean of its last ``LAST_EVALS`` evaluations minus
+    the mean of the ``LAST_EVALS`` before them; None with fewer than ``2 * LAST_EVALS`` evaluations."""
+    if len(normalized_curve) < 2 * LAST_EVALS:
+        return None
+    last = normalized_curve[-LAST_EVALS:]
+    before = normalized_curve[-2 * LAST_EVALS : -LAST_EVALS]
+    return float(np.mean(last) - np.mean(before))
+
+
+FALLING = "falling"
+RISING = "rising"
+NO_CLEAR_TREND = "no clear trend"
+ONE_SEED = "one seed, no CI"
+TOO_SHORT = f"fewer than {2 * LAST_EVALS} evaluations"
+
+
+def end_trend(changes: list[float]) -> tuple[float | None, float | None, float | None, str]:
+    """(mean change, CI low, CI high, verdict) of the seeds' ``end_change``: falling or rising when the 95%
+    bootstrap CI of the mean lies below or above 0, no clear trend when it contains 0."""
+    if not changes:
+        return None, None, None, TOO_SHORT
+    mean = float(np.mean(changes))
+    if len(changes) < 2:
+        return mean, None, None, ONE_SEED
+    low, high = _ci(changes)
+    verdict = FALLING if high < 0 else RISING if low > 0 else NO_CLEAR_TREND
+    return mean, low, high, verdict
+
+
 def _ci(values: list[float]) -> tuple[float, float]:
     _, low, high = mean_ci(values, seed=BOOTSTRAP_SEED)
     return low, high
@@ -365,6 +397,11 @@ def build_cells(records: list[RunRecord], failed: list[RunRecord]) -> list[CellR
                 },
                 normalized_curves={r.summary["seed"]: [m["normalized_score"] for m in r.metrics] for r in group},
                 walls={r.summary["seed"]: [m["wall_seconds"] for m in r.metrics] for r in group},
+                end_change={
+                    r.summary["seed"]: change
+                    for r in group
+                    if (change := end_change([m["normalized_score"] for m in r.metrics])) is not None
+                },
             )
         )
     columns = config_columns(rows)
@@ -728,10 +765,21 @@ def cell_dicts(rows: list[CellRow]) -> list[dict[str, Any]]:
             "time_to_target_min": None if r.time_to_target_s is None else round(r.time_to_target_s / 60, 2),
             "pretrain_min": _round(r.pretrain_minutes, 2),
             "target_reached": r.target_reached,
+            **_end_change_fields(r),
             "failed_runs": r.failed,
         }
         for r in rows
     ]
+
+
+def _end_change_fields(row: CellRow) -> dict[str, Any]:
+    mean, low, high, verdict = end_trend(list(row.end_change.values()))
+    return {
+        "end_change_normalized": _round(mean, 2),
+        "end_change_ci95_low": _round(low, 2),
+        "end_change_ci95_high": _round(high, 2),
+        "end_trend": verdict,
+    }
 
 
 def compared_labels(report: Report) -> list[str]:

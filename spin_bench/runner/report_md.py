@@ -76,6 +76,7 @@ def markdown(report: Report, command: str | None = None, images: str | PurePosix
             f"bootstrap CI ({BOOTSTRAP_REPETITIONS} resamples).*",
             "",
         ]
+    lines += _end_trends(report)
     lines += _per_task(rows, folder)
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -450,6 +451,51 @@ def _target_note(group: list[CellRow]) -> str:
             f"({TARGET_AGENT}'s final return here is not above 0)."
         )
     return note
+
+
+def _windows(row: CellRow) -> str:
+    steps = row.curves[row.seeds[0]][0]
+    if len(steps) < 2 * LAST_EVALS:
+        return "-"
+    before, last = steps[-2 * LAST_EVALS : -LAST_EVALS], steps[-LAST_EVALS:]
+    return f"{before[0]}-{before[-1]} to {last[0]}-{last[-1]}"
+
+
+def _end_trends(report: Report) -> list[str]:
+    rows = report.rows
+    lines = ["## Are the curves still moving at the end?", ""]
+    lines += [
+        f"Per seed, the mean normalized score of the last {LAST_EVALS} evaluations minus that of the "
+        f"{LAST_EVALS} before them; per cell, the mean over seeds with its 95% bootstrap CI ({BOOTSTRAP_REPETITIONS} "
+        "resamples of the seeds). Falling or rising: the CI lies below or above 0; no clear trend: it contains 0. "
+        "A curve still falling or rising at the end makes the final evaluation depend on where training stops "
+        "(docs/learning-curves.md).",
+        "",
+    ]
+    cells = cell_dicts(rows)
+    columns = config_column_names(rows)
+    table = [
+        [row.task, row.dataset, *(c[k] for k in ("agent", *columns)), len(row.seeds), _windows(row)]
+        + ["-" if c["end_change_normalized"] is None else f"{c['end_change_normalized']:+.1f}"]
+        + ["-" if c["end_change_ci95_low"] is None else _ci(c["end_change_ci95_low"], c["end_change_ci95_high"])]
+        + [c["end_trend"]]
+        for row, c in zip(rows, cells, strict=True)
+    ]
+    names = ["task", "dataset", "agent", *columns, "n (seeds)", "windows (steps)", "change", "95% CI", "trend"]
+    lines += _table(names, table)
+    by_agent: dict[str, Counter] = defaultdict(Counter)
+    for c in cells:
+        by_agent[c["agent"]][c["end_trend"]] += 1
+    lines += [
+        "Cells per trend: "
+        + "; ".join(
+            f"{agent} " + ", ".join(f"{trend} {count}" for trend, count in sorted(counts.items()))
+            for agent, counts in sorted(by_agent.items(), key=lambda item: agent_order(item[0]))
+        )
+        + ".",
+        "",
+    ]
+    return lines
 
 
 def _per_task(rows: list[CellRow], folder: PurePosixPath | None) -> list[str]:
