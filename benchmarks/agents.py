@@ -16,6 +16,14 @@ For each preset (quick, lite, paper), shape (cheetah-run: 17 obs dims, 6 x 3 bin
   matmuls of 256, 512 and 1024 on the same device and threads, measured in the same process right before and
   after the agent (the mean of the two), so a shared machine's drift cancels out of the ratio.
 
+``--matmul-ceiling`` adds, for update rows, the share the update would reach if it did nothing but its own
+matmuls: every ``mm``, ``addmm``, ``bmm`` and ``baddbmm`` one update issues is recorded (shapes and whether each
+operand is a transposed view), each distinct call is timed alone on fresh tensors of the same shapes and layout,
+and ``mm ms`` is the sum over the update's calls; ``mm ceil`` is their FLOPs over that time as a share of the
+roofline, ``in mm`` the fraction of the measured update time those matmuls would take. Small matmuls run far
+below the square-matmul roofline, so ``mm ceil`` bounds what removing every non-matmul cost could give. oneDNN's
+LSTM layers (AR-IQL) are not matmul calls and are left out of both.
+
 SPIN is timed in stage 2 (its trunk frozen and untrained: the cost does not depend on its values). ``asm`` rows
 time one step of the real ``pretrain_asm`` (batch sampling and masking included) at the preset's ASM batch size,
 from the difference of two runs of different lengths. ``eval`` rows run the real ``evaluate`` (10 episodes
@@ -119,6 +127,60 @@ def flops(fn) -> int:
     return counter.get_total_flops()
 
 
+MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm")
+
+
+def _layout(t) -> str:
+    """'c' for a contiguous operand, 't' for a transposed view of one (the backward's layouts), else 'c'."""
+    if t.is_contiguous() or t.dim() < 2:
+        return "c"
+    return "t" if t.transpose(-1, -2).is_contiguous() else "c"
+
+
+def record_matmuls(fn) -> dict[tuple, int]:
+    """Calls of ``fn`` to the ``MATMUL_OPS``: (op, operand shapes, operand layouts, dtype) -> count."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    ops = {getattr(torch.ops.aten, name).default: name for name in MATMUL_OPS}
+    calls: dict[tuple, int] = {}
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = ops.get(func)
+            if name is not None:
+                mats = args[1:3] if name in ("addmm", "baddbmm") else args[:2]
+                key = (name, tuple(tuple(m.shape) for m in mats), tuple(_layout(m) for m in mats), str(mats[0].dtype))
+                calls[key] = calls.get(key, 0) + 1
+            return func(*args, **(kwargs or {}))
+
+    with Recorder():
+        fn()
+    return calls
+
+
+def matmul_seconds(calls: dict[tuple, int], device, sync, seconds: float = 0.05) -> tuple[float, float]:
+    """(seconds, FLOPs) of the recorded matmul calls replayed one distinct call at a time on fresh tensors."""
+    import torch
+
+    total, work = 0.0, 0.0
+    for (name, shapes, layouts, dtype), count in calls.items():
+        mats = []
+        for shape, layout in zip(shapes, layouts, strict=True):
+            if layout == "t":
+                mats.append(torch.randn(*shape[:-2], shape[-1], shape[-2], device=device).transpose(-1, -2))
+            else:
+                mats.append(torch.randn(*shape, device=device))
+        mats = [m.to(getattr(torch, dtype.split(".")[-1])) for m in mats]
+        op = torch.bmm if name in ("bmm", "baddbmm") else torch.mm
+        a, b = mats
+        per_call = 1.0 / rate(lambda op=op, a=a, b=b: op(a, b), seconds, sync)
+        batch = a.shape[0] if a.dim() == 3 else 1
+        total += count * per_call
+        work += count * 2 * batch * a.shape[-2] * a.shape[-1] * b.shape[-1]
+    return total, work
+
+
 def measure(job: dict) -> dict:
     """One row in this (fresh) process."""
     import torch
@@ -204,6 +266,10 @@ def measure(job: dict) -> dict:
         result["flops"] = flops(lambda: agent.update(sampler.sample(batch_size)))
         result["rate"] = rate(lambda: agent.update(sampler.sample(batch_size)), seconds, sync)
         result["trainable"] = agent.num_parameters(trainable_only=True)
+        if job.get("matmul_ceiling"):
+            calls = record_matmuls(lambda: agent.update(sampler.sample(batch_size)))
+            result["mm_seconds"], result["mm_flops"] = matmul_seconds(calls, device, sync)
+            result["mm_calls"] = sum(calls.values())
     result["roofline"] = (roof_before + roofline(device, sync)) / 2
     if cuda:
         result["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -260,6 +326,9 @@ def main() -> None:
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation rows")
     parser.add_argument("--compile", action="store_true", help="agents built with compile=True")
     parser.add_argument("--rounds", type=int, default=1, help="measurements per row (the median is shown)")
+    parser.add_argument(
+        "--matmul-ceiling", action="store_true", help="time each update's matmuls alone: the share they bound"
+    )
     baseline = parser.add_mutually_exclusive_group()
     baseline.add_argument("--compare", type=Path, help="a source tree of older code to time side by side")
     baseline.add_argument("--baseline-commit", help="a git revision to time side by side (temporary worktree)")
@@ -290,6 +359,7 @@ def report(args) -> None:
         "seconds": args.seconds,
         "compile": args.compile,
         "threads": args.threads if args.device == "cpu" else 0,
+        "matmul_ceiling": args.matmul_ceiling,
     }
     codes = {"new": HERE.parents[1]}
     if args.compare is not None:
@@ -302,6 +372,7 @@ def report(args) -> None:
     print(
         f"{'preset':<7}{'shape':<16}{'row':<16}{head}"
         + (f"{'old rate':>10}{'share':>7}{'speed-up':>9}" if args.compare else "")
+        + (f"{'calls':>7}{'mm ms':>8}{'in mm':>7}{'mm ceil':>9}" if args.matmul_ceiling else "")
     )
     for preset in args.presets:
         for shape in args.shapes:
@@ -324,6 +395,10 @@ def report(args) -> None:
                     old = rows["old"]
                     share = old["flops"] * old["rate"] / 1e9 / old["roofline"]
                     line += f"{old['rate']:>10.1f}{100 * share:>6.0f}%{new['rate'] / old['rate']:>8.2f}x"
+                if "mm_seconds" in new:
+                    ceiling = new["mm_flops"] / new["mm_seconds"] / 1e9 / new["roofline"]
+                    line += f"{new['mm_calls']:>7}{1e3 * new['mm_seconds']:>8.1f}"
+                    line += f"{100 * new['mm_seconds'] * new['rate']:>6.0f}%{100 * ceiling:>8.0f}%"
                 if what.startswith("eval"):
                     line += f"   (act x{EVAL_EPISODES}: {new['act_rate']:.0f}/s; env only: {new['env_rate']:.0f}/s)"
                 if what == "asm":
