@@ -105,6 +105,13 @@ def test_a_grid_without_two_of_the_papers_agents_on_one_dataset_says_so(tmp_path
     assert "No dataset of this grid has two of the paper's agents on the same cells." in document
 
 
+def test_runs_at_other_bins_are_not_compared_with_the_papers_3_bin_table(tmp_path):
+    root = tmp_path / "runs"
+    for agent, final in (("spin", 500), ("f-iql", 400)):
+        write_run(root, agent, "cheetah-run", "medium", 0, curve(final), bins=10)
+    assert build_report(collect_runs(root)).paper == []
+
+
 def test_imported_original_datasets_map_to_the_papers_quality_levels():
     assert quality("original/random-medium-expert") == "random-medium-expert"
     assert paper_results("original/medium")["spin"].mean_return == 345.2

@@ -18,9 +18,9 @@ HOST = {"cpu_model": "AMD EPYC 7B13", "logical_cpus": 2, "torch_threads": 1}
 STEPS = (1000, 2000, 3000, 4000, 5000)
 
 
-def write_run(root, agent, task, dataset, seed, returns, *, pretrain=0.0, overrides=(), host=HOST, step_s=60.0):
+def write_run(root, agent, task, dataset, seed, returns, *, pretrain=0.0, overrides=(), host=HOST, step_s=60.0, bins=3):
     """A finished run folder with the files and keys execute_run writes (normalized score = return / 10)."""
-    spec = RunSpec(agent, task, dataset, 3, seed, "quick", (("eval_every", 1000), ("num_steps", 5000), *overrides))
+    spec = RunSpec(agent, task, dataset, bins, seed, "quick", (("eval_every", 1000), ("num_steps", 5000), *overrides))
     spec = spec.with_data_digest(f"{task}-{dataset}".ljust(64, "0"))
     folder = spec.folder(root)
     folder.mkdir(parents=True)

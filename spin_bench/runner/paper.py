@@ -58,6 +58,8 @@ PAPER_RESULTS: tuple[PaperResult, ...] = tuple(
     for agent, (mean_return, minutes) in by_agent.items()
 )
 """The paper's main table (returns averaged over its tasks; time-to-target on one A40)."""
+PAPER_BINS = 3
+"""The bins per dimension of the paper's main table: grid entries at other bins are not compared with it."""
 
 REPRODUCED = "reproduced"
 REVERSED = "reversed"
@@ -95,7 +97,8 @@ def paper_comparison(rows: list[CellRow], seed: int = BOOTSTRAP_SEED) -> list[di
     out = []
     for comparison in comparisons(rows):
         paper = paper_results(comparison.scope) if comparison.scope != ALL_DATASETS else {}
-        entries = [e for e in comparison.entries if e.agent in paper] if comparison.cells else []
+        entries = [e for e in comparison.entries if e.agent in paper and e.bins == PAPER_BINS]
+        entries = entries if comparison.cells else []
         for a, b in combinations(entries, 2):
             if a.agent == b.agent or not comparable(a, b):
                 continue
