@@ -64,7 +64,6 @@ def markdown(report: Report, command: str | None = None, images: str | PurePosix
     lines += _compared_cells(report)
     lines += _aggregates(report, folder)
     lines += _improvements(report)
-    lines += _paper(report)
     if folder is not None:
         lines += [
             "## Performance profiles",
@@ -76,6 +75,7 @@ def markdown(report: Report, command: str | None = None, images: str | PurePosix
             f"bootstrap CI ({BOOTSTRAP_REPETITIONS} resamples).*",
             "",
         ]
+    lines += _paper(report)
     lines += _end_trends(report)
     lines += _per_task(rows, folder)
     return "\n".join(lines).rstrip("\n") + "\n"
