@@ -12,7 +12,8 @@ The aggregate metrics follow Agarwal et al. (2021, "Deep RL at the Edge of the S
 - Performance profile: at each threshold tau, the fraction of runs scoring strictly above tau, averaged over
   tasks (``rliable``'s run-score distribution; the two agree whenever every task has the same number of runs).
 
-Every function that resamples takes a ``seed``: the same inputs give the same numbers.
+Every function that resamples takes a ``seed``: the same inputs give the same numbers. tests/test_report_rliable.py
+checks these functions against ``rliable`` itself (the ``[rliable]`` extra).
 """
 
 from __future__ import annotations
