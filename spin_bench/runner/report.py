@@ -123,8 +123,8 @@ class CellRow:
     """Per seed: the normalized score at each of ``curves``' steps."""
     walls: dict[int, list[float]] = field(default_factory=dict, repr=False)
     """Per seed: wall-clock seconds at each evaluation (pretraining included)."""
-    end_change: dict[int, float] = field(default_factory=dict, repr=False)
-    """Per seed with at least ``2 * LAST_EVALS`` evaluations: ``end_change`` of its normalized curve."""
+    end_trend: tuple[float | None, float | None, float | None, str] = (None, None, None, "")
+    """``end_trend`` of the seeds' ``end_change``: (mean change, CI low, CI high, verdict)."""
 
     @property
     def target_defined(self) -> bool:
@@ -397,11 +397,13 @@ def build_cells(records: list[RunRecord], failed: list[RunRecord]) -> list[CellR
                 },
                 normalized_curves={r.summary["seed"]: [m["normalized_score"] for m in r.metrics] for r in group},
                 walls={r.summary["seed"]: [m["wall_seconds"] for m in r.metrics] for r in group},
-                end_change={
-                    r.summary["seed"]: change
-                    for r in group
-                    if (change := end_change([m["normalized_score"] for m in r.metrics])) is not None
-                },
+                end_trend=end_trend(
+                    [
+                        change
+                        for r in group
+                        if (change := end_change([m["normalized_score"] for m in r.metrics])) is not None
+                    ]
+                ),
             )
         )
     columns = config_columns(rows)
@@ -637,11 +639,11 @@ def pairwise_improvement(
     second: Entry,
     comparison: Comparison,
     rows: list[CellRow],
-    scores: dict[Entry, dict[tuple[str, str], list[float]]] | None = None,
+    scores: dict[Entry, dict[tuple[str, str], list[float]]],
     seed: int = BOOTSTRAP_SEED,
 ) -> dict[str, Any]:
-    """P(first > second) over ``comparison``'s cells with its 95% stratified bootstrap CI, as a report row."""
-    scores = scores_by_entry(rows) if scores is None else scores
+    """P(first > second) over ``comparison``'s cells with its 95% stratified bootstrap CI, as a report row;
+    ``scores`` is ``scores_by_entry(rows)``."""
     keys = [(f"{t}/{d}", (t, d)) for t, d in comparison.cells]
     point, low, high = probability_of_improvement_ci(
         {k: scores[first][s] for k, s in keys}, {k: scores[second][s] for k, s in keys}, seed=seed
@@ -773,7 +775,7 @@ def cell_dicts(rows: list[CellRow]) -> list[dict[str, Any]]:
 
 
 def _end_change_fields(row: CellRow) -> dict[str, Any]:
-    mean, low, high, verdict = end_trend(list(row.end_change.values()))
+    mean, low, high, verdict = row.end_trend
     return {
         "end_change_normalized": _round(mean, 2),
         "end_change_ci95_low": _round(low, 2),
