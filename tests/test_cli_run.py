@@ -140,9 +140,9 @@ def test_a_diverging_run_fails_alone(tiny_catalog, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["run", "spinn"], "unknown agent 'spinn'; valid agents: spin, saint, f-iql, ar-iql, bc"),
-        (["run", "bc", "--task", "cheetah-runn"], "unknown task 'cheetah-runn'; valid tasks:"),
-        (["run", "bc", "--dataset", "mediun"], "unknown dataset 'mediun'; valid datasets: random, medium"),
+        (["run", "spinn"], "unknown agent 'spinn' (did you mean spin?); valid agents: spin, saint, f-iql, ar-iql, bc"),
+        (["run", "bc", "--task", "cheetah-runn"], "unknown task 'cheetah-runn' (did you mean cheetah-run?); valid"),
+        (["run", "bc", "--dataset", "mediun"], "unknown dataset 'mediun' (did you mean medium?); valid datasets:"),
         (["run", "bc", "--preset", "fast"], "unknown preset 'fast'; valid presets: paper, lite, quick"),
         (["run", "bc", "--seeds", "0,x"], "malformed seed list '0,x'"),
         (["run", "bc", "--seeds", "1,1"], "malformed seed list '1,1'"),

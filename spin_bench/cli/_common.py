@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import os
 from collections.abc import Iterator
@@ -105,7 +106,9 @@ def parse_list(value: str, valid: tuple[str, ...], what: str, all_values: tuple[
         raise ValueError(f"empty {what} list {value!r}; valid {what}s: {', '.join(valid)}, or all")
     for name in names:
         if name not in valid:
-            raise ValueError(f"unknown {what} {name!r}; valid {what}s: {', '.join(valid)}, or all")
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ValueError(f"unknown {what} {name!r}{hint}; valid {what}s: {', '.join(valid)}, or all")
     return names
 
 
