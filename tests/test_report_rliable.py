@@ -52,21 +52,28 @@ def test_performance_profile_matches_rliables_run_score_distribution():
 
 def test_stratified_bootstrap_ci_of_the_iqm_agrees_with_rliables():
     matrix = _scores(4, runs=6)
-    reps = 20_000
+    reps = 50_000
 
     def iqm(scores):
         return np.array([metrics.aggregate_iqm(scores)])
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # arch's notice that random_state will become `generator`
-        points, cis = library.get_interval_estimates(
-            {"agent": matrix}, iqm, reps=reps, random_state=np.random.RandomState(0)
-        )
+    # rliable's StratifiedBootstrap draws its resampling indices from numpy's global generator and ignores
+    # random_state, so the global generator is seeded here (and restored) to make the test deterministic.
+    global_state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # arch's notice that random_state will become `generator`
+            points, cis = library.get_interval_estimates(
+                {"agent": matrix}, iqm, reps=reps, random_state=np.random.RandomState(0)
+            )
+    finally:
+        np.random.set_state(global_state)
     point, low, high = stratified_bootstrap_ci(_by_task(matrix), interquartile_mean, repetitions=reps, seed=0)
     assert point == pytest.approx(float(points["agent"][0]), abs=1e-9)
-    # Two resamplers with different random streams: the 2.5% and 97.5% quantiles of 20,000 resamples agree to
-    # within 1.5% of the interval's width (they differ by 0.6% here; resampling the pooled runs instead of within
-    # each task moves the ends by 3-4%).
+    # Two resamplers with different random streams. At 50,000 resamples each end of either CI varies by 0.3-0.4%
+    # of the interval's width from one seed to another (measured over 6 seeds of each), so correct resamplers agree
+    # within 1.5%; resampling the pooled runs instead of within each task moves the ends by 2% and 5%.
     width = high - low
     assert low == pytest.approx(float(cis["agent"][0, 0]), abs=0.015 * width)
     assert high == pytest.approx(float(cis["agent"][1, 0]), abs=0.015 * width)
