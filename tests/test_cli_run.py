@@ -148,6 +148,7 @@ def test_a_diverging_run_fails_alone(tiny_catalog, tmp_path):
         (["run", "bc", "--seeds", "1,1"], "malformed seed list '1,1'"),
         (["run", "bc", "--executor", "slurm"], "unknown executor 'slurm'; valid executors: local, ray"),
         (["run", "bc", "--device", "tpu"], "unknown device 'tpu'; valid devices: auto, cpu, cuda"),
+        (["run", "bc", "--continue-from", "/no/runs"], "--continue-from /no/runs is not a directory"),
         (["run", "bc", "--steps", "0"], "--steps 0 must be >= 1"),
         (["run", "bc", "--steps", "-5"], "--steps -5 must be >= 1"),
         (["run", "bc", "--eval-episodes", "0"], "--eval-episodes 0 must be >= 1"),

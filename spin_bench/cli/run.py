@@ -146,6 +146,14 @@ def run(
     executor: Annotated[str, typer.Option(help="local (worker processes) or ray.")] = "local",
     workers: Annotated[int, typer.Option(help="Runs at a time.")] = 1,
     address: Annotated[str | None, typer.Option(help="Address of an existing Ray cluster (ray executor).")] = None,
+    continue_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Runs root (e.g. an earlier --out) whose finished shorter runs of the same configs (fewer "
+            "num_steps, nothing else changed, final checkpoint kept) the runs without a checkpoint start from; the "
+            "result equals training from step 0."
+        ),
+    ] = None,
 ) -> None:
     """Train and evaluate AGENT on datasets; finished runs are skipped and interrupted ones resumed.
 
@@ -186,6 +194,8 @@ def run(
         resolved_device = resolve_device(device)
         # Each dataset resolved once, here; the grid gets the records, not the ids to look up again.
         datasets = {d.id: d for d in (data.resolve(t, q, bins) for t in tasks for q in qualities)}
+        if continue_from is not None and not continue_from.is_dir():
+            raise ValueError(f"--continue-from {continue_from} is not a directory; give the --out of earlier runs")
         check_writable(out)
         specs = [
             RunSpec(a, t, q, bins, s, preset, tuple(overrides.items()))
@@ -209,6 +219,7 @@ def run(
             address=address,
             console=console,
             datasets=datasets,
+            continue_from=continue_from,
         )
     except KeyboardInterrupt:
         err_console.print(
@@ -217,6 +228,13 @@ def run(
         )
         raise typer.Exit(130) from None
     console.print(results_table(outcomes))
+    continued = sum(1 for o in outcomes if o.summary and "continued_from" in o.summary)
+    if continued:
+        console.print(
+            f"{continued} run(s) started from the final checkpoint of a shorter run in {continue_from} "
+            "(continued_from in their config.json)",
+            markup=False,
+        )
     for outcome in outcomes:
         if outcome.error:
             err_console.print(f"failed: {outcome.error}", markup=False)

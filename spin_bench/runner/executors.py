@@ -43,9 +43,25 @@ def _threads_per_run() -> int:
     return max(1, int(os.environ.get("SPIN_BENCH_THREADS", "1")))
 
 
-def _execute(spec: RunSpec, root: str, device: str, cache_dir: str | None, threads: int, dataset=None) -> RunOutcome:
+def _execute(
+    spec: RunSpec,
+    root: str,
+    device: str,
+    cache_dir: str | None,
+    threads: int,
+    dataset=None,
+    continue_from: str | None = None,
+) -> RunOutcome:
     try:
-        summary = execute_run(spec, root, device=device, cache_dir=cache_dir, threads=threads, dataset=dataset)
+        summary = execute_run(
+            spec,
+            root,
+            device=device,
+            cache_dir=cache_dir,
+            threads=threads,
+            dataset=dataset,
+            continue_from=continue_from,
+        )
         return RunOutcome(spec, summary)
     except RunFailed as err:
         return RunOutcome(spec, None, str(err))
@@ -61,6 +77,7 @@ def run_grid(
     address: str | None = None,
     console: Console | None = None,
     datasets: dict[str, ResolvedDataset] | None = None,
+    continue_from: str | Path | None = None,
 ) -> list[RunOutcome]:
     """Run every spec (skipping finished ones, resuming interrupted ones); outcomes in spec order.
 
@@ -69,7 +86,8 @@ def run_grid(
     catalog or a spec's digest, RunLockedError if another process trains one of the folders. SIGINT and SIGTERM
     stop the runs at their next update boundary (they checkpoint) and raise KeyboardInterrupt, as does a run
     stopped by a signal of its own. ``datasets``: the specs' datasets as resolved already, by id (the others are
-    resolved here); each run gets its record.
+    resolved here); each run gets its record. ``continue_from``: a runs root whose finished shorter runs of the
+    same configs the runs without a checkpoint start from (:func:`spin_bench.runner.run.execute_run`).
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
@@ -77,6 +95,7 @@ def run_grid(
         raise ValueError(f"workers={workers} must be >= 1")
     root = Path(root)
     cache = str(cache_dir) if cache_dir is not None else None
+    shorter_root = str(Path(continue_from).resolve()) if continue_from is not None else None
     with _sigterm_interrupts():
         # Datasets first, once each, in this process: parallel runs must not build the same dataset twice.
         from spin_bench.datasets.integrity import verified_digest
@@ -93,9 +112,9 @@ def run_grid(
         outcomes: dict[RunSpec, RunOutcome] = {}
         with GridProgress(specs, root, console) as display:
             if executor == "local":
-                _run_local(specs, datasets, root, workers, device, cache, display, outcomes)
+                _run_local(specs, datasets, root, workers, device, cache, display, outcomes, shorter_root)
             else:
-                _run_ray(specs, datasets, root, workers, device, cache, address, display, outcomes)
+                _run_ray(specs, datasets, root, workers, device, cache, address, display, outcomes, shorter_root)
     if any(outcome.interrupted for outcome in outcomes.values()):
         raise KeyboardInterrupt
     return [outcomes[spec] for spec in specs]
@@ -119,10 +138,20 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _child(spec: RunSpec, dataset, root: str, device: str, cache: str | None, threads: int, parent: int, results):
+def _child(
+    spec: RunSpec,
+    dataset,
+    root: str,
+    device: str,
+    cache: str | None,
+    threads: int,
+    parent: int,
+    results,
+    continue_from: str | None = None,
+):
     die_with_parent(parent)  # first: a `run` killed from here on leaves no trainer behind
     try:
-        outcome = _execute(spec, root, device, cache, threads, dataset)
+        outcome = _execute(spec, root, device, cache, threads, dataset, continue_from)
     except KeyboardInterrupt:
         outcome = RunOutcome(spec, None, f"{spec.key}: interrupted (checkpointed)", interrupted=True)
     except Exception as err:  # reported to the parent; the grid goes on
@@ -132,7 +161,7 @@ def _child(spec: RunSpec, dataset, root: str, device: str, cache: str | None, th
     results.put(outcome)
 
 
-def _run_local(specs, datasets, root, workers, device, cache, display, outcomes) -> None:
+def _run_local(specs, datasets, root, workers, device, cache, display, outcomes, continue_from=None) -> None:
     """Up to ``workers`` runs at a time, each in its own spawned process (so Ctrl-C can reach it)."""
     ctx = get_context("spawn")
     results = ctx.Queue()
@@ -143,7 +172,17 @@ def _run_local(specs, datasets, root, workers, device, cache, display, outcomes)
         while queue or running:
             while queue and len(running) < workers:
                 spec = queue.pop(0)
-                args = (spec, datasets[spec.dataset_id], str(root), device, cache, threads, os.getpid(), results)
+                args = (
+                    spec,
+                    datasets[spec.dataset_id],
+                    str(root),
+                    device,
+                    cache,
+                    threads,
+                    os.getpid(),
+                    results,
+                    continue_from,
+                )
                 process = ctx.Process(target=_child, args=args)
                 process.start()
                 running[spec] = process
@@ -173,7 +212,7 @@ def _run_local(specs, datasets, root, workers, device, cache, display, outcomes)
         raise
 
 
-def _run_ray(specs, datasets, root, workers, device, cache, address, display, outcomes) -> None:
+def _run_ray(specs, datasets, root, workers, device, cache, address, display, outcomes, continue_from=None) -> None:
     try:
         import ray
     except ImportError:
@@ -189,7 +228,9 @@ def _run_ray(specs, datasets, root, workers, device, cache, address, display, ou
         gpus = 1.0 / workers if device == "cuda" else 0
         remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_execute)
         refs = {
-            remote.remote(spec, str(root.resolve()), device, cache, cpus, datasets[spec.dataset_id]): spec
+            remote.remote(
+                spec, str(root.resolve()), device, cache, cpus, datasets[spec.dataset_id], continue_from
+            ): spec
             for spec in specs
         }
         try:

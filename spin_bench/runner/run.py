@@ -31,6 +31,7 @@ from spin_bench._io import atomic_torch_save, atomic_write_json, atomic_write_te
 from spin_bench.datasets.provenance import library_versions
 from spin_bench.datasets.resolved import ResolvedDataset, resolve_dataset
 from spin_bench.errors import DamagedFileError, SpinBenchError
+from spin_bench.runner.continuation import find_shorter_run, lengthened, provenance
 from spin_bench.runner.interrupts import StopSignals
 from spin_bench.runner.lock import run_lock
 from spin_bench.runner.signal_hook import arm_test_signal
@@ -134,9 +135,12 @@ def execute_run(
     cache_dir: str | Path | None = None,
     threads: int | None = None,
     dataset: ResolvedDataset | None = None,
+    continue_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train ``spec`` to completion (or resume it) and return its summary (``dataset``: the spec's dataset as
-    resolved already; default: resolved here).
+    resolved already; default: resolved here). ``continue_from``: a runs root; a run without a checkpoint of its
+    own starts from the final checkpoint of a finished shorter run of the same config there, if one exists
+    (:mod:`spin_bench.runner.continuation`), and records it in config.json and summary.json as ``continued_from``.
 
     Holds the folder's lock throughout (RunLockedError if another process trains it). Checks the dataset's
     sha256 (against the catalog and ``spec.data_digest``) and the folder's recorded config before anything,
@@ -156,10 +160,12 @@ def execute_run(
     folder = spec.folder(root)
     folder.mkdir(parents=True, exist_ok=True)
     with run_lock(folder), StopSignals() as stop:
-        return _execute_locked(spec, dataset, folder, digest, device, cache_dir, threads, stop)
+        return _execute_locked(spec, dataset, folder, digest, device, cache_dir, threads, stop, continue_from)
 
 
-def _execute_locked(spec, dataset, folder, digest, device, cache_dir, threads, stop: StopSignals) -> dict[str, Any]:
+def _execute_locked(
+    spec, dataset, folder, digest, device, cache_dir, threads, stop: StopSignals, continue_from=None
+) -> dict[str, Any]:
     from spin_bench.agents.evaluation import evaluate
     from spin_bench.agents.sampler import TransitionSampler
     from spin_bench.registry import make_agent, restore_agent
@@ -187,6 +193,10 @@ def _execute_locked(spec, dataset, folder, digest, device, cache_dir, threads, s
             **dict(spec.overrides),
         )
         config = agent.config
+        checkpoint_path = folder / "checkpoint.pt"
+        shorter = None
+        if continue_from is not None and not checkpoint_path.exists():
+            shorter = find_shorter_run(Path(continue_from), spec, agent_config, digest, str(agent.device))
         run_config = {
             "spec": spec.to_dict(),
             "dataset_id": spec.dataset_id,
@@ -200,23 +210,33 @@ def _execute_locked(spec, dataset, folder, digest, device, cache_dir, threads, s
             "versions": library_versions(),
             "git_commit": git_commit(),
         }
+        continued: dict[str, Any] | None = None
+        if checkpoint_path.exists():
+            ckpt = load_checkpoint(checkpoint_path, agent.device)
+            continued = ckpt.get("continued_from")
+        elif shorter is not None:
+            ckpt = load_checkpoint(shorter / "checkpoint.pt", agent.device)
+            continued = provenance(Path(continue_from), shorter, int(ckpt["agent"]["step"]))
+        if continued is not None:
+            run_config["continued_from"] = continued
         atomic_write_json(config_path, run_config)
 
-        checkpoint_path = folder / "checkpoint.pt"
         sampler = TransitionSampler(data.transitions, agent.device, spec.seed)
         rows = read_metrics(folder)
         resumes: list[int] = []
         losses: dict[str, list[float]] = {}
-        if checkpoint_path.exists():
-            ckpt = load_checkpoint(checkpoint_path, agent.device)
+        if checkpoint_path.exists() or shorter is not None:
+            source = checkpoint_path if checkpoint_path.exists() else shorter / "checkpoint.pt"
             try:
-                agent = restore_agent(ckpt["agent"], device=agent.device)
+                agent = restore_agent(lengthened(ckpt["agent"], config.num_steps), device=agent.device)
                 sampler.load_state_dict(ckpt["sampler"])
             except (KeyError, TypeError, ValueError, RuntimeError) as err:
-                raise _damaged(checkpoint_path, f"{type(err).__name__}: {err}") from None
+                raise _damaged(source, f"{type(err).__name__}: {err}") from None
+            if shorter is not None:  # its final evaluation's rows are this run's first ones
+                rows = read_metrics(shorter)
             losses = {name: list(values) for name, values in ckpt.get("losses", {}).items()}
             wall_offset = float(ckpt["wall_seconds"])
-            resumes = [*ckpt["resumes"], agent.step]
+            resumes = [*ckpt["resumes"], agent.step] if shorter is None else list(ckpt["resumes"])
             rows = [r for r in rows if r["step"] <= agent.step]
         else:
             torch.manual_seed(spec.seed)
@@ -237,6 +257,7 @@ def _execute_locked(spec, dataset, folder, digest, device, cache_dir, threads, s
                 "losses": losses,
                 "wall_seconds": wall(),
                 "resumes": resumes,
+                **({"continued_from": continued} if continued is not None else {}),
             },
         )
 
@@ -335,6 +356,7 @@ def _execute_locked(spec, dataset, folder, digest, device, cache_dir, threads, s
         "wall_seconds": round(wall(), 2),
         "pretrain_seconds": round(float(getattr(agent, "pretrain_seconds", 0.0)), 2),
         "resumed_from": resumes,
+        **({"continued_from": continued} if continued is not None else {}),
     }
     atomic_write_json(folder / "summary.json", summary)
     progress("finished", last_eval)
