@@ -1,5 +1,6 @@
 import spin_bench  # noqa: F401, I001  (chooses the headless MuJoCo renderer before dm_control loads)
 
+import csv  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
@@ -128,3 +129,27 @@ def launch_cli(
         preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
         **popen_kwargs,
     )
+
+
+def metrics_without_wall_clock(folder: Path) -> list[dict[str, str]]:
+    """A run's metrics.csv rows as text, without the wall-clock column (the one field two equal runs differ in)."""
+    with open(folder / "metrics.csv", newline="") as f:
+        return [{k: v for k, v in row.items() if k != "wall_seconds"} for row in csv.DictReader(f)]
+
+
+def assert_equal_to_the_bit(a, b, where="checkpoint"):
+    """Equal to the last bit: tensors by value and dtype, containers element by element."""
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            assert_equal_to_the_bit(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, list | tuple):
+        assert isinstance(b, list | tuple) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_equal_to_the_bit(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where

@@ -1,12 +1,12 @@
 """`run --continue-from`: a longer run starts from a finished shorter run's final checkpoint and ends exactly where
 a run trained from step 0 ends (metrics, networks, optimizers, RNG and sampler states)."""
 
-import csv
 import json
 import shutil
 
 import pytest
 import torch
+from conftest import assert_equal_to_the_bit, metrics_without_wall_clock
 from typer.testing import CliRunner
 
 from spin_bench.cli import app
@@ -39,26 +39,6 @@ def _train(spec: RunSpec, root, continue_from=None) -> dict:
         torch.set_num_threads(threads)
 
 
-def _metrics_without_wall_clock(folder) -> list[dict[str, str]]:
-    with open(folder / "metrics.csv", newline="") as f:
-        return [{k: v for k, v in row.items() if k != "wall_seconds"} for row in csv.DictReader(f)]
-
-
-def _assert_equal(a, b, where="checkpoint"):
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), where
-        for key in a:
-            _assert_equal(a[key], b[key], f"{where}[{key!r}]")
-    elif isinstance(a, list | tuple):
-        assert isinstance(b, list | tuple) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_equal(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
-
-
 @pytest.mark.parametrize("agent", ["f-iql", "spin"])
 def test_a_run_continued_from_a_shorter_one_equals_one_trained_from_step_0(data, tmp_path, agent):
     reference = _spec(agent, LONG).folder(tmp_path / "reference")
@@ -67,11 +47,11 @@ def test_a_run_continued_from_a_shorter_one_equals_one_trained_from_step_0(data,
 
     summary = _train(_spec(agent, LONG), tmp_path / "long", continue_from=tmp_path / "short")
     folder = _spec(agent, LONG).folder(tmp_path / "long")
-    assert _metrics_without_wall_clock(folder) == _metrics_without_wall_clock(reference)
-    assert [row["step"] for row in _metrics_without_wall_clock(folder)] == ["10", "20", "30", "40"]
+    assert metrics_without_wall_clock(folder) == metrics_without_wall_clock(reference)
+    assert [row["step"] for row in metrics_without_wall_clock(folder)] == ["10", "20", "30", "40"]
     continued, fresh = (torch.load(f / "checkpoint.pt", weights_only=True) for f in (folder, reference))
     for key in ("agent", "sampler", "losses"):
-        _assert_equal(continued[key], fresh[key], key)
+        assert_equal_to_the_bit(continued[key], fresh[key], key)
     assert continued["agent"]["config"]["num_steps"] == LONG
 
     short_folder = _spec(agent, SHORT).folder(tmp_path / "short")

@@ -6,7 +6,6 @@ metrics.csv (all but the wall clock) and the final checkpoint's tensors.
 """
 
 import contextlib
-import csv
 import io
 import json
 import os
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import launch_cli, write_tiny_catalog
+from conftest import assert_equal_to_the_bit, launch_cli, metrics_without_wall_clock, write_tiny_catalog
 from rich.console import Console
 
 from spin_bench.errors import DamagedFileError, SpinBenchError
@@ -131,32 +130,11 @@ def _checkpoint(folder: Path) -> dict:
     return torch.load(folder / "checkpoint.pt", weights_only=True)
 
 
-def _metrics_without_wall_clock(folder: Path) -> list[dict[str, str]]:
-    with open(folder / "metrics.csv", newline="") as f:
-        return [{k: v for k, v in row.items() if k != "wall_seconds"} for row in csv.DictReader(f)]
-
-
-def _assert_equal(a, b, where="checkpoint"):
-    """Equal to the last bit: tensors by value and dtype, containers element by element."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), where
-        for key in a:
-            _assert_equal(a[key], b[key], f"{where}[{key!r}]")
-    elif isinstance(a, list | tuple):
-        assert isinstance(b, list | tuple) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_equal(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
-
-
 def _assert_same_as_uninterrupted(folder: Path, reference: Path) -> None:
-    assert _metrics_without_wall_clock(folder) == _metrics_without_wall_clock(reference)
+    assert metrics_without_wall_clock(folder) == metrics_without_wall_clock(reference)
     resumed, uninterrupted = _checkpoint(folder), _checkpoint(reference)
     for key in ("agent", "sampler", "losses"):
-        _assert_equal(resumed[key], uninterrupted[key], key)
+        assert_equal_to_the_bit(resumed[key], uninterrupted[key], key)
 
 
 def _wait_until_stopped(folder: Path, process) -> int:
