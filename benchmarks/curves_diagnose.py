@@ -8,6 +8,7 @@ Usage (``--dataset ID`` goes before the command; default spin/cheetah-run/random
     python benchmarks/curves_diagnose.py betas --run DIR
     python benchmarks/curves_diagnose.py visits --run DIR [--episodes 10] [--greedy]
     python benchmarks/curves_diagnose.py composition --out DIR
+    python benchmarks/curves_diagnose.py [--dataset ID] final-states --runs DIR [--episodes 10] [--out CSV]
 
 ``train`` is the loop of ``spin-bench run`` (same agent construction, seeds, sampler, evaluation and
 evaluation steps), plus, every ``--diag-every`` updates, statistics on a fixed probe set of transitions (up to
@@ -36,6 +37,9 @@ observations) comes from each source, the share farther from the data than 99% o
 their nearest neighbour, and (cheetah) the share of steps spent upside down.
 ``composition``: the per-episode returns of the dataset with their source, and (cheetah) the steps spent upside
 down and the reward earned there.
+``final-states``: for every finished run of ``spin-bench run --out DIR`` on the dataset (any agent, config and
+seed, its checkpoint still in its folder), rolls out the final state as ``visits`` does and prints the mean return
+and the share of steps spent upside down (cheetah), with their correlation over the episodes.
 """
 
 from __future__ import annotations
@@ -406,6 +410,33 @@ def cmd_visits(args) -> None:
         print(row["step"], returns.mean().round(1), flush=True)
 
 
+def cmd_final_states(args) -> None:
+    """The final state of each finished grid run on ``--dataset``: return and upside-down share per episode."""
+    from spin_bench.registry import restore_agent
+
+    torch.set_num_threads(1)
+    _, task, name = args.dataset.split("/")
+    quality = name.rsplit("-v", 1)[0]
+    log = CSVLog(Path(args.out)) if args.out else None
+    for folder in sorted(Path(args.runs).glob(f"*/{task}/{quality}/bins*/*/seed*")):
+        summary_path, checkpoint = folder / "summary.json", folder / "checkpoint.pt"
+        if not (summary_path.exists() and checkpoint.exists()):
+            continue
+        if json.loads(summary_path.read_text()).get("status") != "finished":
+            continue
+        config = json.loads((folder / "config.json").read_text())
+        agent = restore_agent(torch.load(checkpoint, weights_only=True)["agent"])
+        seed = config["spec"]["seed"]
+        returns, obs = rollout(agent, config["env_id"], config["env_kwargs"], args.episodes, seed)
+        upside_down = (np.cos(obs[:, :, 1]) < 0).mean(axis=1)  # cheetah: observation 1 is the torso pitch
+        corr = float(np.corrcoef(upside_down, returns)[0, 1]) if upside_down.std() > 0 else float("nan")
+        run = folder.relative_to(args.runs).as_posix()
+        print(f"{run}: return {returns.mean():.1f}, upside down {upside_down.mean():.2f}, corr {corr:.2f}", flush=True)
+        if log is not None:
+            for k in range(args.episodes):
+                log.write({"run": run, "episode": k, "return": float(returns[k]), "upside_down_share": upside_down[k]})
+
+
 BETAS = (0.5, 1.0, 3.0, 10.0)
 
 
@@ -498,6 +529,10 @@ def main() -> None:
     be.add_argument("--run", required=True)
     co = sub.add_parser("composition")
     co.add_argument("--out", required=True)
+    fs = sub.add_parser("final-states")
+    fs.add_argument("--runs", required=True, help="an --out of spin-bench run")
+    fs.add_argument("--episodes", type=int, default=10)
+    fs.add_argument("--out", help="CSV of the per-episode figures")
     args = p.parse_args()
     {
         "train": cmd_train,
@@ -506,6 +541,7 @@ def main() -> None:
         "betas": cmd_betas,
         "visits": cmd_visits,
         "composition": cmd_composition,
+        "final-states": cmd_final_states,
     }[args.command](args)
 
 
