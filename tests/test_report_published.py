@@ -18,8 +18,23 @@ HOST = {"cpu_model": "AMD EPYC 7B13", "logical_cpus": 2, "torch_threads": 1}
 STEPS = (1000, 2000, 3000, 4000, 5000)
 
 
-def write_run(root, agent, task, dataset, seed, returns, *, pretrain=0.0, overrides=(), host=HOST, step_s=60.0, bins=3):
-    """A finished run folder with the files and keys execute_run writes (normalized score = return / 10)."""
+def write_run(
+    root,
+    agent,
+    task,
+    dataset,
+    seed,
+    returns,
+    *,
+    pretrain=0.0,
+    overrides=(),
+    host=HOST,
+    step_s=60.0,
+    bins=3,
+    continued=None,
+):
+    """A finished run folder with the files and keys execute_run writes (normalized score = return / 10;
+    ``continued``: its config.json's ``continued_from``)."""
     spec = RunSpec(agent, task, dataset, bins, seed, "quick", (("eval_every", 1000), ("num_steps", 5000), *overrides))
     spec = spec.with_data_digest(f"{task}-{dataset}".ljust(64, "0"))
     folder = spec.folder(root)
@@ -39,6 +54,8 @@ def write_run(root, agent, task, dataset, seed, returns, *, pretrain=0.0, overri
     }
     if host is not None:
         run_config["host"] = host
+    if continued is not None:
+        run_config["continued_from"] = continued
     atomic_write_json(folder / "config.json", run_config)
     rows = [
         {
@@ -224,6 +241,22 @@ def test_a_run_that_does_not_record_its_machine_says_so(grid):
     md = (grid / "report.md").read_text()
     assert "(36 runs); not recorded for 1 runs (their config.json names the device, cpu" in md
     assert folder.is_dir()
+
+
+def test_a_run_continued_from_a_shorter_one_names_the_machine_and_commit_of_its_first_steps(grid):
+    earlier = {"cpu_model": "Intel Xeon 8480", "logical_cpus": 8, "torch_threads": 4}
+    continued = {
+        "run": "bc/finger-spin/medium/bins3/quick-0/seed0",
+        "step": 3000,
+        "host": earlier,
+        "git_commit": "fedcba9876543",
+    }
+    write_run(grid, "bc", "finger-spin", "medium", 0, curve(100), continued=continued)
+    assert CliRunner().invoke(app, ["report", str(grid)]).exit_code == 0
+    md = (grid / "report.md").read_text()
+    assert "device cpu (37 runs); runs continued from shorter runs (config.json's continued_from) trained their " in md
+    assert "first steps on Intel Xeon 8480, 8 logical CPUs, 4 torch thread(s), device cpu, steps 1-3000 (1 runs)." in md
+    assert "spin-bench commit 0123456789, fedcba9876;" in md
 
 
 def test_a_damaged_metrics_file_is_skipped_with_one_warning_and_not_counted_in_the_curves(grid, tmp_path):

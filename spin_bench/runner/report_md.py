@@ -133,20 +133,21 @@ def _protocol(report: Report) -> list[str]:
 
 
 def _machines(records: list[RunRecord]) -> str:
-    """The machines the runs record (config.json's ``host``: CPU model, logical CPUs, torch threads) and devices."""
+    """The machines the runs record (config.json's ``host``: CPU model, logical CPUs, torch threads) and devices,
+    and, for runs continued from shorter ones, the machines that trained their first steps."""
     described: Counter[str] = Counter()
+    earlier: Counter[str] = Counter()
     unrecorded = 0
     for record in records:
         host = record.run_config.get("host")
         device = str(record.run_config.get("device", "unknown device"))
+        continued = record.run_config.get("continued_from")
+        if isinstance(continued, dict) and isinstance(continued.get("host"), dict):
+            earlier[f"{_host_text(continued['host'], device)}, steps 1-{continued.get('step', '?')}"] += 1
         if not isinstance(host, dict):
             unrecorded += 1
             continue
-        cpu = host.get("cpu_model", "unknown CPU")
-        threads = host.get("torch_threads", "?")
-        cpus = host.get("logical_cpus", "?")
-        gpu = f" ({host['gpu_model']})" if host.get("gpu_model") else ""
-        described[f"{cpu}, {cpus} logical CPUs, {threads} torch thread(s), device {device}{gpu}"] += 1
+        described[_host_text(host, device)] += 1
     parts = [f"{text} ({count} runs)" for text, count in sorted(described.items())]
     if unrecorded:
         devices = sorted({str(r.run_config.get("device", "unknown")) for r in records if "host" not in r.run_config})
@@ -154,11 +155,26 @@ def _machines(records: list[RunRecord]) -> str:
             f"not recorded for {unrecorded} runs (their config.json names the device, {', '.join(devices)}, but not "
             "the CPU model or threads)"
         )
+    if earlier:
+        texts = ", ".join(f"{text} ({count} runs)" for text, count in sorted(earlier.items()))
+        parts.append(
+            f"runs continued from shorter runs (config.json's continued_from) trained their first steps on {texts}"
+        )
     return "; ".join(parts) + "."
 
 
+def _host_text(host: dict, device: str) -> str:
+    gpu = f" ({host['gpu_model']})" if host.get("gpu_model") else ""
+    return (
+        f"{host.get('cpu_model', 'unknown CPU')}, {host.get('logical_cpus', '?')} logical CPUs, "
+        f"{host.get('torch_threads', '?')} torch thread(s), device {device}{gpu}"
+    )
+
+
 def _software(records: list[RunRecord]) -> str:
-    commits = sorted({str(r.run_config.get("git_commit") or "unknown")[:10] for r in records})
+    configs = [r.run_config for r in records]
+    configs += [c["continued_from"] for c in configs if isinstance(c.get("continued_from"), dict)]
+    commits = sorted({str(c.get("git_commit") or "unknown")[:10] for c in configs})
     parts = [f"spin-bench commit {', '.join(commits)}"]
     for package in ("torch", "mujoco", "dm_control", "minari"):
         found = sorted({str(r.run_config.get("versions", {}).get(package, "?")) for r in records})
