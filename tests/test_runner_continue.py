@@ -2,7 +2,6 @@
 a run trained from step 0 ends (metrics, networks, optimizers, RNG and sampler states)."""
 
 import json
-import shutil
 
 import pytest
 import torch
@@ -27,6 +26,8 @@ def data(tiny_catalog):
 
 def _spec(agent: str, steps: int, **overrides) -> RunSpec:
     settings = {"num_steps": steps, "eval_every": EVAL_EVERY, "eval_episodes": 1, **overrides}
+    if agent == "spin":
+        settings["asm_steps"] = 50  # a short pre-training: what is checked is that its result carries over
     return RunSpec(agent, "cheetah-run", "medium", 3, 0, "quick", tuple(sorted(settings.items())))
 
 
@@ -91,7 +92,3 @@ def test_the_cli_continues_the_shorter_runs_and_says_so(tiny_catalog, tmp_path):
     assert f"1 run(s) started from the final checkpoint of a shorter run in {tmp_path / 'v0'}" in result.output
     (folder,) = (tmp_path / "v1" / "f-iql" / "cheetah-run" / "medium" / "bins3").glob("*/seed0")
     assert json.loads((folder / "summary.json").read_text())["continued_from"]["step"] == SHORT
-
-    shutil.rmtree(tmp_path / "v1")  # without --continue-from, the same command trains from step 0
-    result = runner.invoke(app, [*args, "--steps", str(LONG), "--out", str(tmp_path / "v1")])
-    assert result.exit_code == 0 and "started from the final checkpoint" not in result.output
