@@ -256,7 +256,7 @@ def test_a_run_continued_from_a_shorter_one_names_the_machine_and_commit_of_its_
     md = (grid / "report.md").read_text()
     assert "device cpu (37 runs); runs continued from shorter runs (config.json's continued_from) trained their " in md
     assert "first steps on Intel Xeon 8480, 8 logical CPUs, 4 torch thread(s), device cpu, steps 1-3000 (1 runs)." in md
-    assert "spin-bench commit 0123456789, fedcba9876;" in md
+    assert "spin-bench commit 0123456789 (37 runs), fedcba9876 (1 runs);" in md
 
 
 def test_a_damaged_metrics_file_is_skipped_with_one_warning_and_not_counted_in_the_curves(grid, tmp_path):

@@ -150,8 +150,8 @@ def run(
         Path | None,
         typer.Option(
             help="Runs root (e.g. an earlier --out) whose finished shorter runs of the same configs (fewer "
-            "num_steps, nothing else changed, final checkpoint kept) the runs without a checkpoint start from; the "
-            "result equals training from step 0."
+            "num_steps, nothing else changed, final checkpoint kept) the runs without a checkpoint start from; with "
+            "the same code, the result equals training from step 0."
         ),
     ] = None,
 ) -> None:

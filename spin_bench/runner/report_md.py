@@ -172,10 +172,12 @@ def _host_text(host: dict, device: str) -> str:
 
 
 def _software(records: list[RunRecord]) -> str:
+    # A run's numbers are reproduced bit for bit by the commit that trained it, so each commit's runs are counted
+    # (a run continued from a shorter one counts for the commit of its first steps too).
     configs = [r.run_config for r in records]
     configs += [c["continued_from"] for c in configs if isinstance(c.get("continued_from"), dict)]
-    commits = sorted({str(c.get("git_commit") or "unknown")[:10] for c in configs})
-    parts = [f"spin-bench commit {', '.join(commits)}"]
+    commits = Counter(str(c.get("git_commit") or "unknown")[:10] for c in configs)
+    parts = ["spin-bench commit " + ", ".join(f"{commit} ({count} runs)" for commit, count in sorted(commits.items()))]
     for package in ("torch", "mujoco", "dm_control", "minari"):
         found = sorted({str(r.run_config.get("versions", {}).get(package, "?")) for r in records})
         if found != ["?"]:
