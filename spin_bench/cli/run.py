@@ -229,7 +229,7 @@ def run(
         raise typer.Exit(130) from None
     console.print(results_table(outcomes))
     continued = sum(1 for o in outcomes if o.summary and "continued_from" in o.summary)
-    if continued:
+    if continued and continue_from is not None:  # runs continued by an earlier command say so in their files
         console.print(
             f"{continued} run(s) started from the final checkpoint of a shorter run in {continue_from} "
             "(continued_from in their config.json)",
