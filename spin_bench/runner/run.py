@@ -197,6 +197,14 @@ def _execute_locked(
         shorter = None
         if continue_from is not None and not checkpoint_path.exists():
             shorter = find_shorter_run(Path(continue_from), spec, agent_config, digest, str(agent.device))
+        # The state training starts from: this run's own checkpoint, else a shorter run's final one, else none.
+        source = checkpoint_path if shorter is None else shorter / "checkpoint.pt"
+        ckpt = load_checkpoint(source, agent.device) if source.exists() else None
+        continued: dict[str, Any] | None = None
+        if shorter is not None:
+            continued = provenance(Path(continue_from), shorter, int(ckpt["agent"]["step"]))
+        elif ckpt is not None:
+            continued = ckpt.get("continued_from")
         run_config = {
             "spec": spec.to_dict(),
             "dataset_id": spec.dataset_id,
@@ -209,31 +217,21 @@ def _execute_locked(
             "precision": agent.precision,
             "versions": library_versions(),
             "git_commit": git_commit(),
+            **({"continued_from": continued} if continued is not None else {}),
         }
-        continued: dict[str, Any] | None = None
-        if checkpoint_path.exists():
-            ckpt = load_checkpoint(checkpoint_path, agent.device)
-            continued = ckpt.get("continued_from")
-        elif shorter is not None:
-            ckpt = load_checkpoint(shorter / "checkpoint.pt", agent.device)
-            continued = provenance(Path(continue_from), shorter, int(ckpt["agent"]["step"]))
-        if continued is not None:
-            run_config["continued_from"] = continued
         atomic_write_json(config_path, run_config)
 
         sampler = TransitionSampler(data.transitions, agent.device, spec.seed)
-        rows = read_metrics(folder)
+        # A continued run's first rows are the shorter run's, up to its final evaluation.
+        rows = read_metrics(folder if shorter is None else shorter)
         resumes: list[int] = []
         losses: dict[str, list[float]] = {}
-        if checkpoint_path.exists() or shorter is not None:
-            source = checkpoint_path if checkpoint_path.exists() else shorter / "checkpoint.pt"
+        if ckpt is not None:
             try:
                 agent = restore_agent(lengthened(ckpt["agent"], config.num_steps), device=agent.device)
                 sampler.load_state_dict(ckpt["sampler"])
             except (KeyError, TypeError, ValueError, RuntimeError) as err:
                 raise _damaged(source, f"{type(err).__name__}: {err}") from None
-            if shorter is not None:  # its final evaluation's rows are this run's first ones
-                rows = read_metrics(shorter)
             losses = {name: list(values) for name, values in ckpt.get("losses", {}).items()}
             wall_offset = float(ckpt["wall_seconds"])
             resumes = [*ckpt["resumes"], agent.step] if shorter is None else list(ckpt["resumes"])
