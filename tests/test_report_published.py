@@ -239,7 +239,7 @@ def test_a_run_that_does_not_record_its_machine_says_so(grid):
     write_run(grid, "bc", "finger-spin", "medium", 0, curve(100), host=None)
     assert CliRunner().invoke(app, ["report", str(grid)]).exit_code == 0
     md = (grid / "report.md").read_text()
-    assert "(36 runs); not recorded for 1 runs (their config.json names the device, cpu" in md
+    assert "(36 runs); not recorded for 1 run (their config.json names the device, cpu" in md
     assert folder.is_dir()
 
 
@@ -255,8 +255,8 @@ def test_a_run_continued_from_a_shorter_one_names_the_machine_and_commit_of_its_
     assert CliRunner().invoke(app, ["report", str(grid)]).exit_code == 0
     md = (grid / "report.md").read_text()
     assert "device cpu (37 runs); runs continued from shorter runs (config.json's continued_from) trained their " in md
-    assert "first steps on Intel Xeon 8480, 8 logical CPUs, 4 torch thread(s), device cpu, steps 1-3000 (1 runs)." in md
-    assert "spin-bench commit 0123456789 (37 runs), fedcba9876 (1 runs);" in md
+    assert "first steps on Intel Xeon 8480, 8 logical CPUs, 4 torch thread(s), device cpu, steps 1-3000 (1 run)." in md
+    assert "spin-bench commit 0123456789 (37 runs), fedcba9876 (1 run);" in md
 
 
 def test_a_damaged_metrics_file_is_skipped_with_one_warning_and_not_counted_in_the_curves(grid, tmp_path):

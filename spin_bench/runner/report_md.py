@@ -148,19 +148,23 @@ def _machines(records: list[RunRecord]) -> str:
             unrecorded += 1
             continue
         described[_host_text(host, device)] += 1
-    parts = [f"{text} ({count} runs)" for text, count in sorted(described.items())]
+    parts = [f"{text} ({_runs(count)})" for text, count in sorted(described.items())]
     if unrecorded:
         devices = sorted({str(r.run_config.get("device", "unknown")) for r in records if "host" not in r.run_config})
         parts.append(
-            f"not recorded for {unrecorded} runs (their config.json names the device, {', '.join(devices)}, but not "
+            f"not recorded for {_runs(unrecorded)} (their config.json names the device, {', '.join(devices)}, but not "
             "the CPU model or threads)"
         )
     if earlier:
-        texts = ", ".join(f"{text} ({count} runs)" for text, count in sorted(earlier.items()))
+        texts = ", ".join(f"{text} ({_runs(count)})" for text, count in sorted(earlier.items()))
         parts.append(
             f"runs continued from shorter runs (config.json's continued_from) trained their first steps on {texts}"
         )
     return "; ".join(parts) + "."
+
+
+def _runs(count: int) -> str:
+    return f"{count} run" if count == 1 else f"{count} runs"
 
 
 def _host_text(host: dict, device: str) -> str:
@@ -177,7 +181,8 @@ def _software(records: list[RunRecord]) -> str:
     configs = [r.run_config for r in records]
     configs += [c["continued_from"] for c in configs if isinstance(c.get("continued_from"), dict)]
     commits = Counter(str(c.get("git_commit") or "unknown")[:10] for c in configs)
-    parts = ["spin-bench commit " + ", ".join(f"{commit} ({count} runs)" for commit, count in sorted(commits.items()))]
+    counted = ", ".join(f"{commit} ({_runs(count)})" for commit, count in sorted(commits.items()))
+    parts = [f"spin-bench commit {counted}"]
     for package in ("torch", "mujoco", "dm_control", "minari"):
         found = sorted({str(r.run_config.get("versions", {}).get(package, "?")) for r in records})
         if found != ["?"]:
