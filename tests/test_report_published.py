@@ -2,6 +2,7 @@
 numbers, flags, labels and files ``spin-bench report`` makes of it."""
 
 import itertools
+import shutil
 
 import numpy as np
 import pytest
@@ -168,6 +169,24 @@ def test_cell_cis_aggregates_and_improvements_match_independent_computations(gri
     assert poi[("bc", "medium-expert")]["ci95_low"] == poi[("bc", "medium-expert")]["ci95_high"] == 1.0
     p = poi[("f-iql", "medium")]
     assert p["ci95_low"] < p["probability"] < p["ci95_high"]
+
+
+def test_an_agent_with_more_seeds_on_one_cell_counts_as_many_runs_on_each_cell_in_its_aggregates(grid):
+    for seed in (1, 2):
+        shutil.rmtree(next(grid.glob(f"spin/walker-walk/medium/*/*/seed{seed}")))
+    assert CliRunner().invoke(app, ["report", str(grid)]).exit_code == 0
+    report = build_report(collect_runs(grid))
+    agg = {(a["agent"], a["dataset"]): a for a in report.aggregates}
+    # spin on medium: cheetah-run 50, 60, 70 and walker-walk 30. Pooled, cheetah-run would weigh three times as
+    # much (IQM of 30, 50, 60, 70 is 55); balanced, each cell gives its lowest seed: 50 and 30.
+    spin = agg[("spin", "medium")]
+    assert spin["iqm_normalized"] == pytest.approx(40.0)
+    assert (spin["runs"], spin["runs_finished"]) == (2, 4)
+    assert (agg[("spin", "all")]["runs"], agg[("spin", "all")]["runs_finished"]) == (4, 10)
+    assert (agg[("f-iql", "medium")]["runs"], agg[("f-iql", "medium")]["runs_finished"]) == (6, 6)
+    md = (grid / "report.md").read_text()
+    assert "| spin | 40.0 (n=2 of 4; 1 seed per cell, no CI) |" in md
+    assert "(n=6) |" in md
 
 
 def test_time_to_target_counts_asm_pretraining_and_flags_a_target_of_zero(grid):

@@ -128,7 +128,7 @@ def report(
             str(a["bins"]),
             a["steps"],
             str(a["tasks"]),
-            str(a["runs"]),
+            rep.runs_used(a),
             f"{a['iqm_normalized']:.1f}",
             f"[{a['ci95_low']:.1f}, {a['ci95_high']:.1f}]",
         )

@@ -576,16 +576,26 @@ def _compared_scores(rows: list[CellRow], scores: dict[Entry, Any]):
             yield comparison, entry, {f"{t}/{d}": scores[entry][(t, d)] for t, d in comparison.cells}
 
 
+def balanced(scores_by_cell: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Each cell's first runs (lowest seeds), as many as the cell with the fewest has: the IQM pools runs, so an
+    entry with more seeds on one cell than another would weigh that cell more (rliable takes a runs x tasks
+    matrix); a finished grid has equal counts and loses nothing."""
+    fewest = min(len(v) for v in scores_by_cell.values())
+    return {cell: list(v[:fewest]) for cell, v in scores_by_cell.items()}
+
+
 def aggregate(rows: list[CellRow], seed: int = BOOTSTRAP_SEED) -> list[dict[str, Any]]:
     """IQM of final normalized scores over the runs on a scope's compared cells (``comparisons``), per entry and
-    dataset, then per entry over every dataset (``dataset`` = ``all``), with 95% stratified bootstrap CIs."""
+    dataset, then per entry over every dataset (``dataset`` = ``all``), with 95% stratified bootstrap CIs; an
+    entry's cells count equally many runs each (``balanced``): ``runs`` are those used, ``runs_finished`` all."""
     columns = [c for c in config_columns(rows) if c != "data"]
     scores = scores_by_entry(rows)
     presets: dict[Entry, set[str]] = defaultdict(set)
     for r in rows:
         presets[entry_of(r)].add(r.preset)
     out = []
-    for comparison, entry, by_task in _compared_scores(rows, scores):
+    for comparison, entry, finished in _compared_scores(rows, scores):
+        by_task = balanced(finished)
         point, low, high = stratified_bootstrap_ci(by_task, interquartile_mean, seed=seed)
         config = entry.config
         out.append(
@@ -598,12 +608,19 @@ def aggregate(rows: list[CellRow], seed: int = BOOTSTRAP_SEED) -> list[dict[str,
                 **{_column_name(c): format_value(config[c]) if c in config else "-" for c in columns},
                 "tasks": len(by_task),
                 "runs": sum(len(v) for v in by_task.values()),
+                "runs_finished": sum(len(v) for v in finished.values()),
                 "iqm_normalized": round(point, 2),
                 "ci95_low": round(low, 2),
                 "ci95_high": round(high, 2),
             }
         )
     return out
+
+
+def runs_used(aggregate_row: dict[str, Any]) -> str:
+    """An ``aggregate`` row's run count: ``4``, or ``4 of 6`` when balancing left finished runs out."""
+    used, finished = aggregate_row["runs"], aggregate_row["runs_finished"]
+    return f"{used}" if used == finished else f"{used} of {finished}"
 
 
 def improvements(rows: list[CellRow], seed: int = BOOTSTRAP_SEED) -> list[dict[str, Any]]:
@@ -722,7 +739,8 @@ def header(rows: list[CellRow]) -> str:
         "gradient steps and the config fields that differ between groups of one agent ('data': the dataset digest). "
         f"Seeds: {', '.join(map(str, seeds))}. Per-cell CIs: 95% percentile bootstrap of the mean over seeds "
         f"({BOOTSTRAP_REPETITIONS} resamples). Aggregate: interquartile mean (IQM) over the runs of the (task, "
-        "dataset) cells that every compared agent has runs on, 95% CI by stratified bootstrap "
+        "dataset) cells that every compared agent has runs on, an agent's lowest seeds, as many on every cell as on "
+        "its fewest-seeded one, 95% CI by stratified bootstrap "
         f"({BOOTSTRAP_REPETITIONS} resamples within tasks). "
         f"Time-to-target: gradient steps and wall-clock minutes until an evaluation reaches {TARGET_FRACTION:.0%} of "
         "F-IQL's final return (mean over its seeds) on the same task, dataset and training budget; the wall clock "

@@ -3,7 +3,8 @@
 The aggregate metrics follow Agarwal et al. (2021, "Deep RL at the Edge of the Statistical Precipice", and its
 ``rliable`` library), implemented here in numpy so that a report never depends on which packages are installed:
 
-- IQM: the interquartile mean pools every run of every task.
+- IQM: the interquartile mean pools every run of every task (reports give every task as many runs first:
+  ``runner.report.balanced``).
 - Stratified bootstrap: runs are resampled *within* each task, so tasks with more seeds do not dominate the
   uncertainty; CIs are percentile intervals of the resampled statistic.
 - Probability of improvement P(X > Y): per task, the fraction of (run of X, run of Y) pairs in which X scores
