@@ -581,7 +581,7 @@ def balanced(scores_by_cell: dict[str, list[float]]) -> dict[str, list[float]]:
     entry with more seeds on one cell than another would weigh that cell more (rliable takes a runs x tasks
     matrix); a finished grid has equal counts and loses nothing."""
     fewest = min(len(v) for v in scores_by_cell.values())
-    return {cell: list(v[:fewest]) for cell, v in scores_by_cell.items()}
+    return {cell: v[:fewest] for cell, v in scores_by_cell.items()}
 
 
 def aggregate(rows: list[CellRow], seed: int = BOOTSTRAP_SEED) -> list[dict[str, Any]]:
