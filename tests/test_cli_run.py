@@ -89,6 +89,32 @@ def test_other_options_are_another_run_and_the_same_command_skips(tiny_catalog, 
     assert {p: (p / "metrics.csv").read_text() for p in (short, long)} == before  # skipped, not retrained
 
 
+def test_a_local_build_trains_and_its_runs_carry_its_own_sha256(tiny_catalog, tmp_path):
+    # A machine whose build differs from the published sha256 can still train, on data it must opt in to.
+    from spin_bench.cli.datasets import app as datasets_app
+    from spin_bench.pipeline.record import record_dataset
+
+    dataset = "spin/cheetah-run/medium-v0"
+    runner = CliRunner()
+    record_dataset(dataset, workers=1, progress=False)
+    raw = json.loads(tiny_catalog.read_text())
+    raw["entries"][0]["datasets"][dataset]["sha256"] = "e" * 64  # recorded on a CPU that rounds differently
+    tiny_catalog.write_text(json.dumps(raw, indent=2))
+    command = ["run", "bc", *TINY, "--steps", "100", "--eval-every", "100", "--out", str(tmp_path / "runs")]
+    result = runner.invoke(app, command)
+    assert result.exit_code != 0 and "the catalog records eeeeeeeeeeeeeeee" in result.output
+    result = runner.invoke(datasets_app, ["build", dataset, "--force"])
+    assert result.exit_code != 0 and "--allow-mismatch" in result.output
+    result = runner.invoke(datasets_app, ["build", dataset, "--force", "--allow-mismatch"])
+    assert result.exit_code == 0 and "installed as a local build, not the published data" in result.output
+
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert f"{dataset} is a local build" in " ".join(result.output.split())
+    config = json.loads((_folder(tmp_path / "runs", "bc") / "config.json").read_text())
+    assert config["spec"]["data_digest"] not in (None, "e" * 64)
+
+
 def test_a_set_grid_trains_one_run_per_value_and_report_tells_them_apart(tiny_catalog, tmp_path):
     out = tmp_path / "runs"
     args = ["run", "f-iql", *TINY, "--set", "beta=1,10", "--steps", "20", "--eval-every", "20", "--out", str(out)]

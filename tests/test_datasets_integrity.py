@@ -27,7 +27,7 @@ from spin_bench.datasets.digest import (
     migrate_v1,
 )
 from spin_bench.datasets.ids import dataset_id as dataset_id_of
-from spin_bench.datasets.integrity import SIDECAR, verified_digest
+from spin_bench.datasets.integrity import SIDECAR, local_build_digest, verified_digest
 from spin_bench.datasets.loading import load_dataset
 from spin_bench.datasets.minari_io import DatasetIntegrityError, local_dataset_dir, read_transitions
 from spin_bench.pipeline.catalog_edit import EditableCatalog, entry_json
@@ -207,6 +207,54 @@ def test_tampered_local_copy_is_refused_by_load_verify_and_verified_digest(tiny_
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"spin-bench: error: {RANDOM}: the installed data has sha256")
+
+
+def _record_elsewhere(catalog_path: Path, dataset_id: str) -> str:
+    """Give ``dataset_id`` another sha256 in the catalog, as if recorded on a CPU that rounds differently."""
+    raw = json.loads(catalog_path.read_text())
+    other = "e" * 64
+    raw["entries"][0]["datasets"][dataset_id]["sha256"] = other
+    catalog_path.write_text(json.dumps(raw, indent=2))
+    return other
+
+
+def test_a_build_that_differs_installs_only_with_allow_mismatch_and_then_verifies_as_a_local_build(tiny_catalog):
+    local = _build().sha256
+    published = _record_elsewhere(tiny_catalog, RANDOM)
+    with pytest.raises(DatasetIntegrityError) as err:
+        build_dataset(RANDOM, workers=1, progress=False, force=True)
+    message = str(err.value)
+    assert "\n" not in message and "nothing was installed" in message and "--allow-mismatch" in message
+    assert local_build_digest(RANDOM) is None
+    with pytest.raises(DatasetIntegrityError, match="the catalog records eeeeeeeeeeeeeeee"):
+        verified_digest(RANDOM)  # the copy installed before is not the published data either
+
+    built = build_dataset(RANDOM, workers=1, progress=False, force=True, allow_mismatch=True)
+    assert built.matches_catalog is False and built.sha256 == local != published
+    assert local_build_digest(RANDOM) == local
+    assert verified_digest(RANDOM) == local and verified_digest(RANDOM, recompute=True) == local
+    assert load_dataset(RANDOM, verify=True).transitions.nvec.tolist() == [3] * 6
+    runner = CliRunner()
+    result = runner.invoke(datasets_app, ["verify", RANDOM])
+    assert result.exit_code == 0, result.output
+    assert f"{RANDOM}: OK as a local build ({local}); the published data is eeeeeeeeeeeeeeee..." in result.stdout
+    result = runner.invoke(datasets_app, ["info", RANDOM])
+    assert "local build: --allow-mismatch, not the published data" in " ".join(result.stdout.split())
+
+    _set_nvec(_data(RANDOM) / "metadata.json", 4)  # a local build is still checked against what it was built as
+    with pytest.raises(DatasetIntegrityError, match=f"the installed local build has sha256 .*built with {local[:16]}"):
+        verified_digest(RANDOM)
+
+
+def test_a_build_that_matches_again_replaces_the_local_build_mark(tiny_catalog):
+    local = _build().sha256
+    _record_elsewhere(tiny_catalog, RANDOM)
+    build_dataset(RANDOM, workers=1, progress=False, force=True, allow_mismatch=True)
+    raw = json.loads(tiny_catalog.read_text())
+    raw["entries"][0]["datasets"][RANDOM]["sha256"] = local  # this machine's data becomes the published data
+    tiny_catalog.write_text(json.dumps(raw, indent=2))
+    assert build_dataset(RANDOM, workers=1, progress=False, force=True).matches_catalog
+    assert local_build_digest(RANDOM) is None and verified_digest(RANDOM, recompute=True) == local
 
 
 # -- the fast path --------------------------------------------------------------------------------------------------

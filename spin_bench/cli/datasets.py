@@ -29,6 +29,16 @@ def _fmt(x, digits: int = 1) -> str:
     return "-" if x is None else f"{x:,.{digits}f}"
 
 
+def _local_cell(dataset_id: str) -> str:
+    """The 'local' column of ``datasets list``: no, yes, or local build (installed with --allow-mismatch)."""
+    from spin_bench.datasets.integrity import local_build_digest
+    from spin_bench.datasets.minari_io import is_installed
+
+    if not is_installed(dataset_id):
+        return "no"
+    return "local build" if local_build_digest(dataset_id) is not None else "yes"
+
+
 def _remote_ids(remote: str | None, offline: bool, catalog) -> tuple[set[str] | None, list[str]]:
     """Ids present on the configured remotes (None: no remote configured or --offline) and any problems."""
     from spin_bench.datasets.remote import RemoteUnreachableError, remote_dataset_ids, resolve_remotes
@@ -61,7 +71,6 @@ def list_cmd(
 
     from spin_bench.datasets.build import build_blockers
     from spin_bench.datasets.catalog import load_catalog
-    from spin_bench.datasets.minari_io import is_installed
     from spin_bench.datasets.original import import_metadata, imported_ids
 
     catalog = load_catalog()
@@ -96,7 +105,7 @@ def list_cmd(
                 f"{ds.episodes:,}",
                 _fmt(stats.get("return_mean")),
                 _fmt(stats.get("normalized_return_mean")),
-                "yes" if is_installed(ds.id) else "no",
+                _local_cell(ds.id),
                 remote_cell,
                 "no" if build_blockers(entry, ds) else "yes",
             )
@@ -128,6 +137,7 @@ def info_cmd(
     from spin_bench.datasets.build import build_blockers, describe_recipe
     from spin_bench.datasets.catalog import expert_status, expert_target, load_catalog
     from spin_bench.datasets.ids import is_original_id
+    from spin_bench.datasets.integrity import local_build_digest
     from spin_bench.datasets.minari_io import is_installed, local_dataset_dir
 
     if is_original_id(dataset_id):
@@ -182,7 +192,10 @@ def info_cmd(
         if "return_mean_by_policy" in stats:
             rows.append(("by policy", ", ".join(f"{k} {v:,.1f}" for k, v in stats["return_mean_by_policy"].items())))
     rows.append(("sha256", ds.sha256 or "not recorded yet"))
-    rows.append(("local", str(local_dataset_dir(dataset_id)) if is_installed(dataset_id) else "not installed"))
+    local = str(local_dataset_dir(dataset_id)) if is_installed(dataset_id) else "not installed"
+    if local_build_digest(dataset_id) is not None:
+        local += " (local build: --allow-mismatch, not the published data)"
+    rows.append(("local", local))
     if on_remote is not None:
         rows.append(("remote", "yes" if dataset_id in on_remote else ("?" if problems else "no")))
     blockers = build_blockers(entry, ds)
@@ -247,7 +260,11 @@ def build_cmd(
 
     for dataset_id in dataset_ids:
         r = build_dataset(dataset_id, workers=workers or None, force=force, allow_mismatch=allow_mismatch)
-        match = {None: "not in the catalog yet", True: "matches the catalog", False: "DIFFERS from the catalog"}
+        match = {
+            None: "not in the catalog yet",
+            True: "matches the catalog",
+            False: "DIFFERS from the catalog: installed as a local build, not the published data",
+        }
         typer.echo(
             f"{dataset_id}: {r.stats['transitions']:,} transitions in {r.seconds:.1f} s "
             f"({r.stats['transitions'] / r.seconds:,.0f} steps/s), mean return {r.stats['return_mean']:.1f}, "
@@ -343,6 +360,11 @@ def verify_cmd(dataset_ids: IdsArg) -> None:
             typer.echo(f"{dataset_id}: OK ({digest}, as recorded when it was imported)")
         elif ds.sha256 is None:
             typer.echo(f"{dataset_id}: sha256 {digest} (the catalog has none recorded)")
+        elif digest != ds.sha256:  # accepted by verified_digest: a local build, intact
+            typer.echo(
+                f"{dataset_id}: OK as a local build ({digest}); the published data is {ds.sha256[:16]}..., "
+                "so runs on this copy are not runs on the published data"
+            )
         else:
             typer.echo(f"{dataset_id}: OK ({digest})")
     if failures:

@@ -28,7 +28,7 @@ from spin_bench.datasets.catalog import (
     load_catalog,
 )
 from spin_bench.datasets.digest import DIGEST_FORMAT, dataset_digest
-from spin_bench.datasets.integrity import record_digest
+from spin_bench.datasets.integrity import record_digest, record_local_build
 from spin_bench.datasets.minari_io import (
     DatasetError,
     DatasetIntegrityError,
@@ -267,16 +267,21 @@ def build_dataset(
         if len(returns) != ds.episodes or len(labels) != ds.episodes:
             raise DatasetError(f"{dataset_id}: wrote {len(returns)} episodes, the recipe has {ds.episodes}")
         stats = dataset_stats(returns, labels, *entry.reference_pair())
-        if ds.sha256 is not None and digest != ds.sha256 and not allow_mismatch:
+        mismatch = ds.sha256 is not None and digest != ds.sha256
+        if mismatch and not allow_mismatch:
             raise DatasetIntegrityError(
                 f"{dataset_id}: this build's sha256 {digest[:16]}... differs from the catalog's {ds.sha256[:16]}..., "
-                "so this platform does not reproduce the published data; nothing was installed. "
-                f"Download it instead (spin-bench datasets download {dataset_id}) or pass --allow-mismatch to keep "
-                "this build"
+                "so this machine does not reproduce the published data (most often: its CPU rounds some float32 "
+                "near-ties of the behaviour network the other way, docs/datasets.md); nothing was installed. "
+                f"Download the published data (spin-bench datasets download {dataset_id}) or rebuild with "
+                "--allow-mismatch to install this build as a local build, whose runs are kept apart from runs on "
+                "the published data"
             )
         _store_digest(data_dir, digest)  # for reference; verification trusts the catalog's sha256, not this
         # Only spin_bench.sha256 changed since hashing, a field the digest leaves out: the digest still holds.
         record_digest(data_dir.parent, digest)
+        if mismatch:
+            record_local_build(data_dir.parent, digest, ds.sha256)
         path = install_staged(stage, dataset_id, force=force)
 
     return BuildResult(

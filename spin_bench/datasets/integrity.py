@@ -6,6 +6,12 @@ listings ignore it). The sidecar holds the digest format, the sha256, and the de
 (both in ns) of ``data/main_data.hdf5`` and ``data/metadata.json`` as they were hashed. Any change to either file
 (rewritten, replaced, edited in place even with its mtime restored: the ctime still moves) misses the cache, and
 the files are hashed again. The sidecar is only a cache: a missing, unreadable or unwritable one costs a rehash.
+
+A local build whose sha256 differs from the catalog's (``datasets build --allow-mismatch``: this CPU breaks some
+float32 near-ties of the behaviour network differently from the recording machine's) carries a second file,
+``.spin-bench-local-build.json``, with the sha256 it was built with. Such a copy verifies against that record
+instead of the catalog; runs on it carry its sha256 in their identity, so they never mix with runs on the
+published data.
 """
 
 from __future__ import annotations
@@ -32,9 +38,19 @@ from spin_bench.datasets.minari_io import (
 if TYPE_CHECKING:
     from spin_bench.datasets.resolved import ResolvedDataset
 
-__all__ = ["DamagedDatasetError", "DatasetIntegrityError", "forget_digest", "record_digest", "verified_digest"]
+__all__ = [
+    "DamagedDatasetError",
+    "DatasetIntegrityError",
+    "forget_digest",
+    "local_build_digest",
+    "record_digest",
+    "record_local_build",
+    "verified_digest",
+]
 
 SIDECAR = ".spin-bench-digest.json"
+LOCAL_BUILD = ".spin-bench-local-build.json"
+"""In a dataset folder beside ``data/``: installed by ``build --allow-mismatch`` with a sha256 not the catalog's."""
 _HASHED_FILES = ("data/main_data.hdf5", "data/metadata.json")
 
 
@@ -85,6 +101,26 @@ def forget_digest(dataset_dir: Path) -> None:
         (Path(dataset_dir) / SIDECAR).unlink(missing_ok=True)
 
 
+def record_local_build(dataset_dir: Path, sha256: str, catalog_sha256: str) -> None:
+    """Mark ``dataset_dir`` as a local build whose data hashes to ``sha256``, not the catalog's ``catalog_sha256``."""
+    atomic_write_json(
+        Path(dataset_dir) / LOCAL_BUILD,
+        {"format": DIGEST_FORMAT, "sha256": sha256, "catalog_sha256": catalog_sha256},
+    )
+
+
+def local_build_digest(dataset_id: str) -> str | None:
+    """The sha256 that an installed local build (``build --allow-mismatch``) was built with; None for any other copy."""
+    try:
+        record = json.loads((local_dataset_dir(dataset_id) / LOCAL_BUILD).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("format") != DIGEST_FORMAT:
+        return None
+    sha256 = record.get("sha256")
+    return sha256 if isinstance(sha256, str) else None
+
+
 def installed_digest(dataset_id: str, *, recompute: bool = False) -> str:
     """The ``spin-bench-digest-v2`` sha256 of the installed ``dataset_id``: the sidecar's when the files are
     unchanged since they were hashed (and ``recompute`` is False), else hashed now and remembered."""
@@ -112,7 +148,8 @@ def verified_digest(dataset: str | ResolvedDataset, *, catalog: Catalog | None =
     large dataset is not rehashed on every call; ``recompute=True`` hashes the files regardless.
     Raises DatasetIntegrityError (one line naming the dataset, both digests and the fix) when the digest differs
     from the catalog's recorded sha256 or the files cannot be read. A dataset without a recorded sha256 (not
-    published yet) gets its computed digest back. ``dataset``: an id, or a dataset resolved already.
+    published yet) gets its computed digest back, and so does a local build (:func:`record_local_build`) whose
+    files still hash to the sha256 it was built with. ``dataset``: an id, or a dataset resolved already.
     """
     dataset_id = dataset if isinstance(dataset, str) else dataset.id
     if is_original_id(dataset_id):  # imported data: not in the catalog, checked against its import record
@@ -125,6 +162,14 @@ def verified_digest(dataset: str | ResolvedDataset, *, catalog: Catalog | None =
         ds = dataset.dataset_entry
     digest = installed_digest(dataset_id, recompute=recompute)
     if ds.sha256 is not None and digest != ds.sha256:
+        local = local_build_digest(dataset_id)
+        if local == digest:
+            return digest
+        if local is not None:
+            raise DatasetIntegrityError(
+                f"{dataset_id}: the installed local build has sha256 {digest[:16]}..., it was built with "
+                f"{local[:16]}... (corrupt or changed); {repair_hint(dataset_id, verified=recompute)}"
+            )
         raise DatasetIntegrityError(
             f"{dataset_id}: the installed data has sha256 {digest[:16]}..., the catalog records {ds.sha256[:16]}... "
             f"(corrupt or changed); {repair_hint(dataset_id, verified=recompute)}"

@@ -98,12 +98,19 @@ def run_grid(
     shorter_root = str(Path(continue_from).resolve()) if continue_from is not None else None
     with _sigterm_interrupts():
         # Datasets first, once each, in this process: parallel runs must not build the same dataset twice.
-        from spin_bench.datasets.integrity import verified_digest
+        from spin_bench.datasets.integrity import local_build_digest, verified_digest
         from spin_bench.runner.data import ensure_datasets
 
         given = datasets or {}
         datasets = ensure_datasets(given.get(name, name) for name in sorted({spec.dataset_id for spec in specs}))
         digests = {name: verified_digest(dataset) for name, dataset in datasets.items()}
+        for name, digest in digests.items():
+            if local_build_digest(name) == digest:
+                (console or Console(stderr=True)).print(
+                    f"[yellow]{name} is a local build (sha256 {digest[:16]}...), not the published data: its runs "
+                    "carry that sha256 in their folder names and are not comparable with runs on the published "
+                    "data[/yellow]"
+                )
         for spec in specs:
             check_data_digest(spec, digests[spec.dataset_id])
         specs = [spec if spec.data_digest else spec.with_data_digest(digests[spec.dataset_id]) for spec in specs]
