@@ -273,9 +273,9 @@ def build_dataset(
                 f"{dataset_id}: this build's sha256 {digest[:16]}... differs from the catalog's {ds.sha256[:16]}..., "
                 "so this machine does not reproduce the published data (most often: its CPU rounds some float32 "
                 "near-ties of the behaviour network the other way, docs/datasets.md); nothing was installed. "
-                f"Download the published data (spin-bench datasets download {dataset_id}) or rebuild with "
-                "--allow-mismatch to install this build as a local build, whose runs are kept apart from runs on "
-                "the published data"
+                f"Download the published data (spin-bench datasets download {dataset_id}) or install this "
+                f"machine's build as a local build (spin-bench datasets build {dataset_id} --allow-mismatch), "
+                "whose runs are kept apart from runs on the published data"
             )
         _store_digest(data_dir, digest)  # for reference; verification trusts the catalog's sha256, not this
         # Only spin_bench.sha256 changed since hashing, a field the digest leaves out: the digest still holds.
