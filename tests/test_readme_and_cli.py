@@ -40,7 +40,7 @@ def test_readme_main_command_runs_end_to_end_then_eval_and_video(tiny_catalog, t
     # The README's command as written, made test-sized by the tiny catalog and these trailing overrides.
     result = _cli(*argv[1:], "--steps", "100", "--eval-every", "100", "--eval-episodes", "1", "--out", str(out))
     assert "Results: final evaluation (official)" in result.stdout
-    (folder,) = (out / "f-iql" / "cheetah-run" / "medium" / "bins3").glob("quick-*/seed0")
+    (folder,) = (out / "f-iql" / "cheetah-run" / "random-medium-expert" / "bins3").glob("quick-*/seed0")
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["steps"] == 100
 
