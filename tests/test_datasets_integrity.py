@@ -32,6 +32,7 @@ from spin_bench.datasets.loading import load_dataset
 from spin_bench.datasets.minari_io import DatasetIntegrityError, local_dataset_dir, read_transitions
 from spin_bench.pipeline.catalog_edit import EditableCatalog, entry_json
 from spin_bench.pipeline.migrate_digests import main as migrate_main
+from spin_bench.pipeline.publish import publish_dataset
 from spin_bench.pipeline.record import record_dataset
 
 RANDOM = "spin/cheetah-run/random-v0"
@@ -233,7 +234,12 @@ def test_a_build_that_differs_installs_only_with_allow_mismatch_and_then_verifie
     built = build_dataset(RANDOM, workers=1, progress=False, force=True, allow_mismatch=True)
     assert built.matches_catalog is False and built.sha256 == local != published
     assert local_build_digest(RANDOM) == local
-    assert verified_digest(RANDOM) == local and verified_digest(RANDOM, recompute=True) == local
+    assert verified_digest(RANDOM, accept_local_build=True) == local
+    assert verified_digest(RANDOM, recompute=True, accept_local_build=True) == local
+    with pytest.raises(DatasetIntegrityError, match="is a local build .*, not the catalog's data"):
+        verified_digest(RANDOM)  # what publishing and recording ask: is this the catalog's data?
+    with pytest.raises(DatasetIntegrityError, match="only the catalog's data can be published: .* is a local build"):
+        publish_dataset(RANDOM, remote="gcp://never-reached")
     assert load_dataset(RANDOM, verify=True).transitions.nvec.tolist() == [3] * 6
     runner = CliRunner()
     result = runner.invoke(datasets_app, ["verify", RANDOM])
@@ -244,7 +250,7 @@ def test_a_build_that_differs_installs_only_with_allow_mismatch_and_then_verifie
 
     _set_nvec(_data(RANDOM) / "metadata.json", 4)  # a local build is still checked against what it was built as
     with pytest.raises(DatasetIntegrityError, match=f"the installed local build has sha256 .*built with {local[:16]}"):
-        verified_digest(RANDOM)
+        verified_digest(RANDOM, accept_local_build=True)
 
 
 def test_a_build_that_matches_again_replaces_the_local_build_mark(tiny_catalog):

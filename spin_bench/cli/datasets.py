@@ -352,7 +352,7 @@ def verify_cmd(dataset_ids: IdsArg) -> None:
         if not is_installed(dataset_id):
             raise ValueError(f"{dataset_id} is not installed locally")
         try:
-            digest = verified_digest(dataset_id, catalog=catalog, recompute=True)
+            digest = verified_digest(dataset_id, catalog=catalog, recompute=True, accept_local_build=True)
         except DatasetIntegrityError as e:
             failures.append(str(e))
             continue

@@ -141,15 +141,23 @@ def installed_digest(dataset_id: str, *, recompute: bool = False) -> str:
     return digest
 
 
-def verified_digest(dataset: str | ResolvedDataset, *, catalog: Catalog | None = None, recompute: bool = False) -> str:
+def verified_digest(
+    dataset: str | ResolvedDataset,
+    *,
+    catalog: Catalog | None = None,
+    recompute: bool = False,
+    accept_local_build: bool = False,
+) -> str:
     """The installed dataset's sha256 (digest format v2: arrays and ``metadata.json``), checked against the catalog.
 
     Uses the cached digest while the data and metadata files are unchanged (size, mtime, ctime, inode), so a
     large dataset is not rehashed on every call; ``recompute=True`` hashes the files regardless.
     Raises DatasetIntegrityError (one line naming the dataset, both digests and the fix) when the digest differs
     from the catalog's recorded sha256 or the files cannot be read. A dataset without a recorded sha256 (not
-    published yet) gets its computed digest back, and so does a local build (:func:`record_local_build`) whose
-    files still hash to the sha256 it was built with. ``dataset``: an id, or a dataset resolved already.
+    published yet) gets its computed digest back. ``accept_local_build``: a local build (:func:`record_local_build`)
+    whose files still hash to the sha256 it was built with gets its digest back too (training and checking may use
+    one; publishing and recording from the installed copy may not). ``dataset``: an id, or a dataset resolved
+    already.
     """
     dataset_id = dataset if isinstance(dataset, str) else dataset.id
     if is_original_id(dataset_id):  # imported data: not in the catalog, checked against its import record
@@ -164,7 +172,13 @@ def verified_digest(dataset: str | ResolvedDataset, *, catalog: Catalog | None =
     if ds.sha256 is not None and digest != ds.sha256:
         local = local_build_digest(dataset_id)
         if local == digest:
-            return digest
+            if accept_local_build:
+                return digest
+            raise DatasetIntegrityError(
+                f"{dataset_id}: the installed copy is a local build (sha256 {digest[:16]}...), not the catalog's "
+                f"data ({ds.sha256[:16]}...); download the published data (spin-bench datasets download "
+                f"{dataset_id} --force) or build it on a machine that reproduces it"
+            )
         if local is not None:
             raise DatasetIntegrityError(
                 f"{dataset_id}: the installed local build has sha256 {digest[:16]}..., it was built with "

@@ -143,7 +143,7 @@ def load_dataset(
     if verify:
         if dataset.dataset_entry.sha256 is None:
             raise DatasetIntegrityError(f"{dataset_id}: the catalog has no sha256 for it yet; cannot verify")
-        verified_digest(dataset)
+        verified_digest(dataset, accept_local_build=True)
     with reading(local_dataset_dir(dataset_id) / "data", dataset_id):
         data = minari.load_dataset(dataset_id)
     return SpinDataset(

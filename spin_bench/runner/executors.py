@@ -103,7 +103,7 @@ def run_grid(
 
         given = datasets or {}
         datasets = ensure_datasets(given.get(name, name) for name in sorted({spec.dataset_id for spec in specs}))
-        digests = {name: verified_digest(dataset) for name, dataset in datasets.items()}
+        digests = {name: verified_digest(d, accept_local_build=True) for name, d in datasets.items()}
         for name, digest in digests.items():
             if local_build_digest(name) == digest:
                 (console or Console(stderr=True)).print(

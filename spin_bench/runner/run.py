@@ -155,7 +155,7 @@ def execute_run(
     from spin_bench.datasets.integrity import verified_digest
 
     dataset = dataset if dataset is not None else resolve_dataset(spec.dataset_id)
-    digest = verified_digest(dataset)  # before anything is written: other data is another run
+    digest = verified_digest(dataset, accept_local_build=True)  # before anything is written: other data is another run
     check_data_digest(spec, digest)
     folder = spec.folder(root)
     folder.mkdir(parents=True, exist_ok=True)
