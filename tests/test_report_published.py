@@ -262,6 +262,18 @@ def test_a_run_that_does_not_record_its_machine_says_so(grid):
     assert folder.is_dir()
 
 
+def test_runs_on_one_cpu_model_with_different_vector_extensions_are_named_apart(grid):
+    # Two AMD EPYCs, with and without AVX-512, share the model name; timings differ between them.
+    avx2 = {**HOST, "cpu_vector_extension": "AVX2"}
+    write_run(grid, "bc", "finger-spin", "medium", 0, curve(100), host=avx2)
+    write_run(grid, "bc", "finger-spin", "medium", 1, curve(100), host=avx2)
+    assert CliRunner().invoke(app, ["report", str(grid)]).exit_code == 0
+    md = (grid / "report.md").read_text()
+    machine = next(line for line in md.splitlines() if line.startswith("Machine: "))
+    assert "AMD EPYC 7B13, 2 logical CPUs, 1 torch thread(s), device cpu (36 runs)" in machine
+    assert "AMD EPYC 7B13 (AVX2), 2 logical CPUs, 1 torch thread(s), device cpu (2 runs)" in machine
+
+
 def test_a_run_continued_from_a_shorter_one_names_the_machine_and_commit_of_its_first_steps(grid):
     earlier = {"cpu_model": "Intel Xeon 8480", "logical_cpus": 8, "torch_threads": 4}
     continued = {
@@ -335,7 +347,26 @@ def test_host_info_names_the_cpu_model_from_cpuinfo(tmp_path):
     assert cpu_model(cpuinfo) == "AMD EPYC 7B13"
     assert cpu_model(tmp_path / "absent") != ""  # platform's answer
     info = host_info()
-    assert set(info) == {"cpu_model", "logical_cpus", "torch_threads"} and info["logical_cpus"] >= 1
+    assert {"cpu_model", "logical_cpus", "torch_threads"} <= set(info) and info["logical_cpus"] >= 1
+    assert set(info) <= {"cpu_model", "logical_cpus", "torch_threads", "cpu_vector_extension"}
+
+
+@pytest.mark.parametrize(
+    "lines, expected",
+    [
+        ("flags\t\t: fpu sse sse2 avx avx2 fma avx512f avx512bw\n", "AVX-512"),
+        ("flags\t\t: fpu sse sse2 avx avx2 fma bmi2\n", "AVX2"),
+        ("Features\t: fp asimd evtstrm aes crc32\n", "NEON"),
+        ("processor\t: 0\n", None),
+    ],
+)
+def test_cpu_vector_extension_reads_the_widest_flag(tmp_path, lines, expected):
+    from spin_bench.runner.host import cpu_vector_extension
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\n" + lines)
+    assert cpu_vector_extension(cpuinfo) == expected
+    assert cpu_vector_extension(tmp_path / "absent") is None
 
 
 def test_a_one_row_aggregate_chart_keeps_its_height_and_axis_label(tmp_path):

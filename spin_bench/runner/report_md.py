@@ -168,10 +168,16 @@ def _runs(count: int) -> str:
     return f"{count} run" if count == 1 else f"{count} runs"
 
 
+def _cpu_text(host: dict) -> str:
+    """The CPU model, with its vector extension where the run recorded one (e.g. ``AMD EPYC (AVX2)``)."""
+    model = str(host.get("cpu_model", "unknown CPU"))
+    return f"{model} ({host['cpu_vector_extension']})" if host.get("cpu_vector_extension") else model
+
+
 def _host_text(host: dict, device: str) -> str:
     gpu = f" ({host['gpu_model']})" if host.get("gpu_model") else ""
     return (
-        f"{host.get('cpu_model', 'unknown CPU')}, {host.get('logical_cpus', '?')} logical CPUs, "
+        f"{_cpu_text(host)}, {host.get('logical_cpus', '?')} logical CPUs, "
         f"{host.get('torch_threads', '?')} torch thread(s), device {device}{gpu}"
     )
 
@@ -384,7 +390,7 @@ def _trained_on(records: list[RunRecord]) -> str:
     parts = []
     for device, hosts in sorted(hosts_by_device.items()):
         if device == "cpu":
-            models = ", ".join(sorted({str(h.get("cpu_model", "unknown CPU")) for h in hosts}))
+            models = ", ".join(sorted({_cpu_text(h) for h in hosts}))
             threads = "/".join(sorted({str(h.get("torch_threads", "?")) for h in hosts}))
             parts.append(f"CPU ({models}, {threads} torch thread(s) per run)" if hosts else "CPU")
         else:
