@@ -36,14 +36,14 @@ class _MarginWatch(_TieWatch):
         self.min_relative_margin64 = np.inf
 
     def act(self, observations, epsilon, rng):
-        u64 = self.exact.utilities(observations)[0]
-        top = np.sort(u64, axis=-1)[:, ::-1][:, :2]
+        action = super().act(observations, epsilon, rng)
+        top = np.sort(self.last_exact, axis=-1)[:, ::-1][:, :2]
         finite = np.isfinite(top[:, 1])
         margin = (top[finite, 0] - top[finite, 1]) / np.maximum(np.abs(top[finite]).max(axis=-1), 1e-300)
         if margin.size:
             self.min_relative_margin64 = min(self.min_relative_margin64, float(margin.min()))
         self.decisions += int(finite.sum())
-        return super().act(observations, epsilon, rng)
+        return action
 
 
 def measure(dataset_id: str, episodes: int) -> dict:

@@ -130,10 +130,13 @@ class _TieWatch:
         self.exact = self.fast.astype(np.float64)
         self.ties: list[RoundingTie] = []
         self.step = 0
+        self.last_exact: np.ndarray | None = None
+        """The float64 utilities (dimensions x bins) of the last greedy decision."""
 
     def act(self, observations: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
         u32 = self.fast.utilities(observations)[0].astype(np.float64)
-        error = np.abs(u32 - self.exact.utilities(observations)[0])
+        self.last_exact = self.exact.utilities(observations)[0]
+        error = np.abs(u32 - self.last_exact)
         order = np.argsort(-u32, axis=-1, kind="stable")
         for d in range(u32.shape[0]):
             best, second = order[d, 0], order[d, 1]
