@@ -80,6 +80,10 @@ def test_catalog_validation_names_the_problem(tiny_catalog):
     ds["recipe"]["segments"][0]["policy"] = "master"
     with pytest.raises(CatalogError, match="policy='master'; allowed: 'random' or a checkpoint"):
         Catalog(raw, tiny_catalog)
+    ds["recipe"]["segments"][0]["policy"] = "random"
+    raw["entries"][0]["recording_kernels"] = "openblas-zen5"
+    with pytest.raises(CatalogError, match="recording_kernels='openblas-zen5'; must be one of openblas-haswell, "):
+        Catalog(raw, tiny_catalog)
 
 
 def test_unknown_id_lists_closest(tiny_catalog):

@@ -9,6 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from spin_bench.datasets.catalog import Catalog, default_catalog_path, expert_status, expert_target, load_catalog
+from spin_bench.datasets.kernels import local_kernels
 from spin_bench.datasets.minari_io import episode_returns, local_dataset_dir
 from spin_bench.pipeline.card import render_card
 from spin_bench.pipeline.catalog_edit import edit_catalog
@@ -29,9 +30,11 @@ def test_prefix_takes_the_first_episode_of_every_segment(tiny_catalog):
 
 
 def test_recorded_build_carries_a_prefix_that_resimulation_matches(tiny_catalog):
+    assert load_catalog().lookup(RME)[0].recording_kernels is None
     record_dataset(RME, workers=1, progress=False)
     catalog = load_catalog()
     entry, ds = catalog.lookup(RME)
+    assert entry.recording_kernels == local_kernels()  # the first record names this machine's kernels
     recorded = ds.raw["prefix"]
     assert recorded["lengths"] == [1000, 1000, 1000]
     # With one episode per segment the prefix is the whole tiny dataset: its returns are the built episodes'.
@@ -143,6 +146,8 @@ def test_catalog_dataset_prefix_rebuilds_from_its_checkpoints(dataset_id):
     entry, ds = load_catalog().lookup(dataset_id)
     problems, notes = check_prefix(entry, ds)
     assert problems == [], notes  # notes: episodes another CPU's float32 rounding can send another way
+    if entry.recording_kernels is not None:  # emulated near-ties: the prefix is the same bits on every CPU
+        assert notes == []
 
 
 def test_tie_watch_flags_greedy_decisions_float32_rounding_could_flip_and_acts_unchanged(tmp_path):

@@ -26,6 +26,7 @@ from typing import Any
 
 from spin_bench.datasets.digest import DIGEST_FORMAT
 from spin_bench.datasets.ids import DEFAULT_BINS, DatasetKey, parse_dataset_id
+from spin_bench.datasets.kernels import RECORDING_KERNELS
 
 CATALOG_FORMAT = "spin-bench/catalog-v1"
 CATALOG_ENV_VAR = "SPIN_BENCH_CATALOG"
@@ -133,6 +134,9 @@ class TaskEntry:
     checkpoints: dict[str, Checkpoint]
     datasets: dict[str, DatasetEntry]
     raw: dict = field(repr=False)
+    recording_kernels: str | None = None
+    """The BLAS kernels this entry's datasets were recorded with (one of ``kernels.RECORDING_KERNELS``); rollouts
+    decide near-ties as they did, so a rebuild matches on any CPU. None: not recorded yet (this CPU's own)."""
 
     @property
     def label(self) -> str:
@@ -302,6 +306,13 @@ class Catalog:
         _require(expected_bins == bins, where, f"env_kwargs bins={expected_bins!r} differs from the entry's bins")
         _require(_is_int(e["max_episode_steps"]) and e["max_episode_steps"] > 0, where, "max_episode_steps: int > 0")
 
+        kernels = e.get("recording_kernels")
+        _require(
+            kernels is None or kernels in RECORDING_KERNELS,
+            where,
+            f"recording_kernels={kernels!r}; must be one of {', '.join(RECORDING_KERNELS)} (or absent)",
+        )
+
         checkpoints = {}
         _require(isinstance(e["checkpoints"], dict), where, "checkpoints must be an object")
         for name, c in e["checkpoints"].items():
@@ -385,6 +396,7 @@ class Catalog:
             checkpoints=checkpoints,
             datasets=datasets,
             raw=e,
+            recording_kernels=kernels,
         )
 
     @staticmethod

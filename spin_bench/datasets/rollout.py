@@ -4,7 +4,8 @@ Episode ``j`` of a segment (policy, epsilon, seed) resets the env with ``seed + 
 (epsilon-greedy noise, or the uniform random policy's actions) from ``np.random.default_rng([seed, j])``. Policies act
 on one observation at a time (batch size 1), so an episode's arrays depend only on (seed, j) and the platform, not
 on the number of worker processes nor on which worker ran it. Results come back in episode order. Checkpoint
-policies act through :func:`spin_bench.datasets.snapshot.load_snapshot_policy` (numpy forward pass, no torch).
+policies act through :func:`spin_bench.datasets.snapshot.load_snapshot_policy` (numpy forward pass, no torch) with
+the catalog entry's recording kernels, so the episodes do not depend on the CPU either.
 """
 
 from __future__ import annotations
@@ -63,15 +64,18 @@ class RolloutConfig:
     env_kwargs: dict
     checkpoints: dict[str, str]
     max_episode_steps: int
+    kernels: str | None = None
+    """The BLAS kernels the data was recorded with (:mod:`spin_bench.datasets.kernels`); None: this CPU's own."""
 
 
 def rollout_config(entry, ds) -> RolloutConfig:
-    """The worker config of a catalog dataset: its entry's env and the checkpoints its recipe uses."""
+    """The worker config of a catalog dataset: its entry's env, recording kernels and the checkpoints it uses."""
     return RolloutConfig(
         env_id=entry.env_id,
         env_kwargs=dict(entry.env_kwargs),
         checkpoints={n: str(entry.checkpoints[n].path) for n in sorted(ds.policies() - {RANDOM_POLICY})},
         max_episode_steps=entry.max_episode_steps,
+        kernels=entry.recording_kernels,
     )
 
 
@@ -134,11 +138,15 @@ class _Worker:
 
         self.config = config
         self.env = _make_env(config)
-        self.policies = {name: load_snapshot_policy(p) for name, p in config.checkpoints.items()}
+        self.policies = {name: load_snapshot_policy(p, config.kernels) for name, p in config.checkpoints.items()}
 
     def run(self, job: EpisodeJob) -> Episode:
+        from spin_bench.datasets.kernels import recording_norm
+
         policy = None if job.policy == RANDOM_POLICY else self.policies[job.policy]
-        return rollout_episode(self.env, policy, job, self.config.max_episode_steps)
+        # dm_control normalises random initial orientations with np.linalg.norm: its last bit is the kernels'.
+        with recording_norm(self.config.kernels):
+            return rollout_episode(self.env, policy, job, self.config.max_episode_steps)
 
     def close(self) -> None:
         self.env.close()

@@ -6,9 +6,11 @@ numbers, strings and float tensors, rebuilt as numpy arrays), so building a data
 that may run code. :class:`SnapshotPolicy` acts with the DecQN network in numpy float32, one observation at a time.
 
 The datasets' definition: the greedy action maximises the float32 utilities computed this way (recorded in the
-dataset metadata as :data:`NUMPY_EVALUATION`). Floating-point summation order differs between CPUs' kernels, so
-two machines can disagree only where two bins' utilities tie to within rounding (``datasets check-prefix`` names
-such decisions). Exploration is :func:`epsilon_greedy`, whose random stream does not depend on epsilon.
+dataset metadata as :data:`NUMPY_EVALUATION`) by the BLAS kernels of the machine that recorded them. Summation order
+differs between CPUs' kernels, so two machines can disagree only where two bins' utilities tie to within rounding;
+given the recording kernels, :meth:`NumpyGreedy.__call__` recomputes such decisions exactly as those kernels do
+(:mod:`spin_bench.datasets.kernels`). Exploration is :func:`epsilon_greedy`, whose random stream does not depend on
+epsilon.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from spin_bench.datasets.kernels import NEAR_TIE_GATE, check_kernels, sgemv
 from spin_bench.errors import SpinBenchError
 
 SNAPSHOT_FORMAT = "spin-bench/decqn-snapshot-v1"
@@ -129,12 +132,23 @@ def read_snapshot(path: str | Path) -> dict:
 class NumpyGreedy:
     """Greedy bin indices of a DecQN network's utilities, evaluated with numpy on one observation."""
 
-    def __init__(self, layers: list[tuple], head: tuple[np.ndarray, np.ndarray], padding: np.ndarray, num_dims: int):
+    def __init__(
+        self,
+        layers: list[tuple],
+        head: tuple[np.ndarray, np.ndarray],
+        padding: np.ndarray,
+        num_dims: int,
+        kernels: str | None = None,
+    ):
         self.layers = layers
         self.head = head
         self.padding = padding
         self.num_dims = num_dims
         self.dtype = head[0].dtype
+        self.kernels = kernels
+        """The recording kernels (:mod:`spin_bench.datasets.kernels`) near-ties are decided by; None: this CPU's."""
+        self._head_abs = np.abs(head[0])
+        self._weights64: list[np.ndarray] | None = None
 
     @classmethod
     def from_snapshot(cls, architecture: dict, state_dict: dict[str, np.ndarray]) -> NumpyGreedy:
@@ -170,12 +184,41 @@ class NumpyGreedy:
         head = (self.head[0].astype(dtype), self.head[1].astype(dtype))
         return NumpyGreedy(cast, head, self.padding.astype(dtype), self.num_dims)
 
+    def with_kernels(self, kernels: str | None) -> NumpyGreedy:
+        """The same network, deciding near-ties as the recording ``kernels`` do (see :meth:`__call__`)."""
+        if kernels is not None:
+            check_kernels(kernels)
+        return NumpyGreedy(self.layers, self.head, self.padding, self.num_dims, kernels)
+
     def utilities(self, obs: np.ndarray) -> np.ndarray:
+        """(B, N, bins) utilities from numpy's own matrix products (this CPU's BLAS kernels)."""
+        return self._forward(obs, None)[1]
+
+    def recorded_utilities(self, obs: np.ndarray) -> np.ndarray:
+        """(B, N, bins) utilities bit for bit as the recording kernels compute them, on any CPU (slow: milliseconds)."""
+        if self.kernels is None:
+            raise ValueError("this network has no recording kernels (see with_kernels)")
+        if self._weights64 is None:
+            self._weights64 = [layer[1].astype(np.float64) for layer in self.layers if layer[0] == "linear"]
+            self._weights64.append(self.head[0].astype(np.float64))
+        rows = [self._forward(row[None], self._weights64)[1] for row in np.asarray(obs)]
+        return np.concatenate(rows)
+
+    def _forward(self, obs: np.ndarray, weights64: list[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+        """(last hidden layer, utilities); ``weights64`` given: linear layers by :func:`kernels.sgemv` (batch 1)."""
+
+        def linear(h: np.ndarray, w: np.ndarray, index: int) -> np.ndarray:
+            if weights64 is None:
+                return h @ w
+            return sgemv(self.kernels, h[0], w, weights64[index])[None]
+
         h = np.asarray(obs, dtype=self.dtype)
+        index = 0
         for layer in self.layers:
             kind = layer[0]
             if kind == "linear":
-                h = h @ layer[1] + layer[2]
+                h = linear(h, layer[1], index) + layer[2]
+                index += 1
             elif kind == "layernorm":
                 mean = h.mean(axis=-1, keepdims=True)
                 centred = h - mean
@@ -185,11 +228,27 @@ class NumpyGreedy:
                 h = np.sign(h) * np.log1p(np.abs(h))
             else:
                 h = np.maximum(h, self.dtype.type(0.0))
-        u = h @ self.head[0] + self.head[1]
-        return u.reshape(len(h), self.num_dims, -1) + self.padding
+        u = linear(h, self.head[0], index) + self.head[1]
+        return h, u.reshape(len(h), self.num_dims, -1) + self.padding
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        return self.utilities(obs).argmax(axis=-1)
+        """Greedy bins (B, N); with recording kernels, a near-tie row is decided by :meth:`recorded_utilities`."""
+        h, u = self._forward(obs, None)
+        if self.kernels is not None:
+            near = self._near_ties(h, u)
+            if near.any():
+                u = u.copy()
+                u[near] = self.recorded_utilities(np.asarray(obs)[near])
+        return u.argmax(axis=-1)
+
+    def _near_ties(self, h: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """(B,) rows where some dimension's two best utilities are within NEAR_TIE_GATE of their magnitude."""
+        magnitude = (np.abs(h) @ self._head_abs + np.abs(self.head[1])).reshape(u.shape)
+        order = np.argsort(-u, axis=-1, kind="stable")[..., :2]
+        best, second = np.take_along_axis(u, order, -1).transpose(2, 0, 1)
+        scale = np.take_along_axis(magnitude, order, -1).sum(-1)
+        with np.errstate(invalid="ignore"):  # a dimension with one bin: second best is -inf
+            return ((best - second) <= NEAR_TIE_GATE * scale).any(axis=-1)
 
 
 @dataclass
@@ -205,12 +264,16 @@ class SnapshotPolicy:
         return epsilon_greedy(self.greedy(observations), self.nvec, epsilon, rng)
 
 
-def load_snapshot_policy(path: str | Path) -> SnapshotPolicy:
-    """The policy of the snapshot in ``path`` (read without torch; see :func:`read_snapshot`)."""
+def load_snapshot_policy(path: str | Path, kernels: str | None = None) -> SnapshotPolicy:
+    """The policy of the snapshot in ``path`` (read without torch; see :func:`read_snapshot`).
+
+    ``kernels``: decide near-ties as these recording kernels do (:mod:`spin_bench.datasets.kernels`); None: as
+    this CPU's numpy does.
+    """
     payload = read_snapshot(path)
     architecture = payload["architecture"]
     try:
-        greedy = NumpyGreedy.from_snapshot(architecture, payload["state_dict"])
+        greedy = NumpyGreedy.from_snapshot(architecture, payload["state_dict"]).with_kernels(kernels)
     except (KeyError, SnapshotError) as err:
         raise SnapshotError(f"{path}: cannot act with this snapshot ({err})") from None
     nvec = np.asarray(architecture["nvec"], dtype=np.int64)

@@ -69,6 +69,16 @@ class EditableCatalog(Catalog):
         self.raw.setdefault("digest_format", DIGEST_FORMAT)
         self._parse()
 
+    def set_recording_kernels(self, task: str, bins: int, kernels: str) -> None:
+        """Name the BLAS kernels the entry's datasets are recorded with (placed after ``max_episode_steps``)."""
+        raw = self._raw_entry(task, bins)
+        items = [(k, v) for k, v in raw.items() if k != "recording_kernels"]
+        at = next(i for i, (k, _) in enumerate(items) if k == "max_episode_steps") + 1
+        items.insert(at, ("recording_kernels", kernels))
+        raw.clear()
+        raw.update(items)
+        self._parse()
+
     def record_prefix(self, dataset_id: str, prefix: dict) -> None:
         """Store the prefix fingerprint of a recorded build (see :mod:`spin_bench.pipeline.fingerprint`)."""
         entry, _ = self.lookup(dataset_id)
