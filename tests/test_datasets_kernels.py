@@ -49,14 +49,27 @@ def test_the_emulation_of_this_machines_kernels_is_bit_exact(n, m):
         x = (rng.standard_normal(n) * rng.uniform(0.1, 3.0)).astype(F32)
         w = (rng.standard_normal((n, m)) / np.sqrt(n)).astype(F32)
         native = (x[None] @ w)[0]
-        assert np.array_equal(K.sgemv(K.local_kernels(), x, w).view(np.int32), native.view(np.int32))
+        emulated = K.sgemv(K.local_kernels(), x, w, use_local=False)
+        assert np.array_equal(emulated.view(np.int32), native.view(np.int32))
+
+
+@pytest.mark.skipif(K.local_kernels() is None, reason="numpy here runs OpenBLAS kernels spin-bench does not emulate")
+@pytest.mark.parametrize(("n", "m"), SHAPES)
+def test_the_other_kernels_from_this_machines_blocks_equal_their_full_emulation(n, m):
+    other = K.SKYLAKEX if K.local_kernels() == K.HASWELL else K.HASWELL
+    rng = np.random.default_rng(n * 1000 + m + 1)
+    for _ in range(10):
+        x = (rng.standard_normal(n) * rng.uniform(0.1, 3.0)).astype(F32)
+        w = (rng.standard_normal((n, m)) / np.sqrt(n)).astype(F32)
+        fast, full = K.sgemv(other, x, w), K.sgemv(other, x, w, use_local=False)
+        assert np.array_equal(fast.view(np.int32), full.view(np.int32))
 
 
 def test_haswell_and_skylakex_kernels_sum_differently():
     rng = np.random.default_rng(1)
     x = rng.standard_normal(17).astype(F32)
     w = rng.standard_normal((17, 256)).astype(F32)
-    assert not np.array_equal(K.sgemv(K.HASWELL, x, w), K.sgemv(K.SKYLAKEX, x, w))
+    assert not np.array_equal(K.sgemv(K.HASWELL, x, w, use_local=False), K.sgemv(K.SKYLAKEX, x, w, use_local=False))
 
 
 def _tie_network(rng) -> NumpyGreedy:

@@ -24,6 +24,7 @@ on every CPU numpy runs on.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from fractions import Fraction
 
@@ -35,10 +36,10 @@ RECORDING_KERNELS = (HASWELL, SKYLAKEX)
 """The kernels a catalog entry's ``recording_kernels`` may name."""
 
 NEAR_TIE_GATE = 1e-5
-"""A greedy decision is recomputed exactly when its two best utilities are closer than this times the sum of their
-magnitudes (``|h| @ |W| + |b|`` of the output layer). Two float32 evaluations of these networks differ by at most
-about 5e-7 of that magnitude (measured between the Haswell and SkylakeX kernels on cheetah and quadruped
-episodes), so the gate leaves a factor of 20."""
+"""A greedy decision is recomputed exactly when its two best utilities are closer than this times twice the
+largest magnitude (``|h| @ |W| + |b|`` of the output layer) among the dimension's bins. Two float32 evaluations of
+these networks differ by at most about 5e-7 of that magnitude (measured between the Haswell and SkylakeX kernels
+on cheetah and quadruped episodes), so the gate leaves a factor of 20 or more."""
 
 _F32, _F64 = np.float32, np.float64
 _LOW29 = (1 << 29) - 1
@@ -105,33 +106,49 @@ def _columns_block(y, a64, x, cols, two_chain_rows):
     y[r:] = acc + y[r:]
 
 
-def sgemv(kernels: str, x: np.ndarray, w: np.ndarray, w64: np.ndarray | None = None) -> np.ndarray:
+def _small_path(kernels: str, n: int, m: int) -> bool:
+    """SkylakeX's ``sgemv_kernel_n_128``: one fused chain per row over every column (few columns)."""
+    return kernels == SKYLAKEX and n <= 48 and n != 4 and m <= 16384
+
+
+def sgemv(
+    kernels: str, x: np.ndarray, w: np.ndarray, w64: np.ndarray | None = None, *, use_local: bool = True
+) -> np.ndarray:
     """``x @ w`` (x: (n,) float32, w: (n, m) float32) exactly as OpenBLAS's ``sgemv_n`` of ``kernels`` computes it.
 
-    ``w64``: ``w`` as float64, if the caller keeps one (it is the only large temporary).
+    Where this machine's numpy runs the same kernels, that is numpy's own product; where it runs the other of
+    :data:`RECORDING_KERNELS`, the column blocks both compute alike come from numpy and the rest is emulated; on
+    any other machine everything is emulated (milliseconds). ``w64``: ``w`` as float64, if the caller keeps one.
+    ``use_local=False`` emulates everything here too.
     """
+    check_kernels(kernels)
     x = np.asarray(x, _F32)
     w = np.asarray(w, _F32)
-    a64 = w.astype(_F64) if w64 is None else w64
     n, m = w.shape
-    if kernels == SKYLAKEX and n <= 48 and n != 4 and m <= 16384:
-        # sgemv_kernel_n_128: one fused chain per row over every column.
+    if m > 4096:
+        raise ValueError(f"a layer of {m} outputs: the emulation covers up to 4096 (OpenBLAS's NBMAX)")
+    local = local_kernels_cached() if use_local else None
+    if local == kernels:
+        return (x[None] @ w)[0]
+    a64 = w.astype(_F64) if w64 is None else w64
+    if _small_path(kernels, n, m):
         acc = np.zeros(m, _F32)
         for j in range(n):
             acc = fma32(a64[j], x[j], acc)
-        return acc + np.zeros(m, _F32)
-    check_kernels(kernels)
+        return acc + np.zeros(m, _F32)  # the kernel adds the chain to y = +0
     m3 = m & 3
     m2 = m - m3
-    y = np.zeros(m2, _F32)
-    two_chain = m2 % 16
-    j = 0
-    for _ in range(n // 8):
-        _columns_block(y, a64[:, :m2], x, range(j, j + 8), two_chain)
-        j += 8
-    if n & 4:
-        _columns_block(y, a64[:, :m2], x, range(j, j + 4), two_chain)
-        j += 4
+    blocks = n - (n & 3)  # columns in 8- and 4-wide blocks: the Haswell micro-kernels, in both builds
+    if local in RECORDING_KERNELS and not _small_path(local, blocks, m) and not _small_path(local, n, m):
+        y = (x[None, :blocks] @ w[:blocks])[0][:m2].copy() if blocks else np.zeros(m2, _F32)
+    else:
+        y = np.zeros(m2, _F32)
+        two_chain = m2 % 16
+        for j in range(0, blocks - (n & 4), 8):
+            _columns_block(y, a64[:, :m2], x, range(j, j + 8), two_chain)
+        if n & 4:
+            _columns_block(y, a64[:, :m2], x, range(blocks - 4, blocks), two_chain)
+    j = blocks
     if n & 2:
         p0 = w[j, :m2] * x[j]
         if kernels == SKYLAKEX:  # sgemv_kernel_n_64: a fused pair, then one add
@@ -141,15 +158,34 @@ def sgemv(kernels: str, x: np.ndarray, w: np.ndarray, w64: np.ndarray | None = N
         j += 2
     if n & 1:
         y = w[j, :m2] * x[j] + y
-    out = np.zeros(m, _F32)
+    out = np.empty(m, _F32)
     out[:m2] = y
     if m3:
-        # The last m % 4 rows: plain C loops, which the SkylakeX build compiles to fused multiply-adds.
-        t = np.zeros(m3, _F32)
-        for i in range(n):
-            t = fma32(a64[i, m2:], x[i], t) if kernels == SKYLAKEX else t + w[i, m2:] * x[i]
-        out[m2:] = out[m2:] + t
+        out[m2:] = _tail_rows(kernels, w[:, m2:], x)
     return out
+
+
+def _tail_rows(kernels: str, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The last ``m % 4`` rows: plain C loops ``temp += a * x``, fused by the SkylakeX build's compiler."""
+    products = (w.astype(_F64) * x.astype(_F64)[:, None]).T.tolist()  # exact float32 x float32 products
+    out = np.empty(w.shape[1], _F32)
+    for i, row in enumerate(products):
+        t = 0.0
+        for p in row:
+            if kernels == SKYLAKEX:
+                t = _round_f32_once(p + t, p, t)
+            else:
+                t = float(_F32(t + float(_F32(p))))
+        out[i] = t
+    return out
+
+
+def _round_f32_once(s: float, p: float, t: float) -> float:
+    """``float32(p + t)`` rounded once, given ``s``, their float64 sum (exact products: see :func:`fma32`)."""
+    r = float(_F32(s))
+    if (_F64(s).view(np.int64) & _LOW29) == _HALF29:  # halfway between two float32: the float64 sum rounded
+        return float(_round_fraction_to_f32(Fraction(p) + Fraction(t)))
+    return r
 
 
 def ddot_self(kernels: str, x: np.ndarray) -> float:
@@ -221,3 +257,9 @@ def local_kernels() -> str | None:
     """The :data:`RECORDING_KERNELS` name of this machine's numpy, None where it runs other kernels."""
     core = local_openblas_core()
     return None if core is None else _CORE_KERNELS.get(core.lower())
+
+
+@functools.cache
+def local_kernels_cached() -> str | None:
+    """:func:`local_kernels`, looked up once per process."""
+    return local_kernels()

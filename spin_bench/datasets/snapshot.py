@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from spin_bench.datasets.kernels import NEAR_TIE_GATE, check_kernels, sgemv
+from spin_bench.datasets.kernels import NEAR_TIE_GATE, check_kernels, local_kernels_cached, sgemv
 from spin_bench.errors import SpinBenchError
 
 SNAPSHOT_FORMAT = "spin-bench/decqn-snapshot-v1"
@@ -234,7 +234,7 @@ class NumpyGreedy:
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """Greedy bins (B, N); with recording kernels, a near-tie row is decided by :meth:`recorded_utilities`."""
         h, u = self._forward(obs, None)
-        if self.kernels is not None:
+        if self.kernels is not None and self.kernels != local_kernels_cached():  # same kernels: numpy's is exact
             near = self._near_ties(h, u)
             if near.any():
                 u = u.copy()
@@ -242,13 +242,13 @@ class NumpyGreedy:
         return u.argmax(axis=-1)
 
     def _near_ties(self, h: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """(B,) rows where some dimension's two best utilities are within NEAR_TIE_GATE of their magnitude."""
+        """(B,) rows where some dimension's two best utilities are within NEAR_TIE_GATE of twice its largest
+        magnitude (``|h| @ |W| + |b|``, which bounds the magnitude of each of the two)."""
         magnitude = (np.abs(h) @ self._head_abs + np.abs(self.head[1])).reshape(u.shape)
-        order = np.argsort(-u, axis=-1, kind="stable")[..., :2]
-        best, second = np.take_along_axis(u, order, -1).transpose(2, 0, 1)
-        scale = np.take_along_axis(magnitude, order, -1).sum(-1)
+        ordered = np.sort(u, axis=-1)
         with np.errstate(invalid="ignore"):  # a dimension with one bin: second best is -inf
-            return ((best - second) <= NEAR_TIE_GATE * scale).any(axis=-1)
+            margin = ordered[..., -1] - ordered[..., -2]
+            return (margin <= (2 * NEAR_TIE_GATE) * magnitude.max(axis=-1)).any(axis=-1)
 
 
 @dataclass
