@@ -6,7 +6,9 @@ For each dataset, rolls out the first N episodes of every policy segment of its 
 seeds, epsilon, random streams and env) and, at every greedy decision of every action dimension, measures:
 
 - float32: whether another CPU's float32 rounding could pick the other bin (the rule of ``check-prefix``,
-  ``spin_bench.pipeline.fingerprint``). An episode with such a decision can differ on another CPU from that step on.
+  ``spin_bench.pipeline.fingerprint``). Left to each CPU's numpy, an episode with such a decision can differ on
+  another CPU from that step on; builds decide them with the entry's recording kernels instead
+  (``benchmarks/recording_kernels.py`` measures what that costs).
 - float64: the margin between the two best bins' float64 utilities over their magnitude, the smallest seen, and
   how many float64 epsilons (2.2e-16) it spans: how far a float64 forward pass stays from any tie.
 

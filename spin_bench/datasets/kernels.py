@@ -47,6 +47,7 @@ _HALF29 = 1 << 28
 
 
 def check_kernels(kernels: str) -> str:
+    """``kernels`` if it is one of :data:`RECORDING_KERNELS`; a ValueError naming it otherwise."""
     if kernels not in RECORDING_KERNELS:
         raise ValueError(f"recording kernels {kernels!r} are not emulated; known: {', '.join(RECORDING_KERNELS)}")
     return kernels
