@@ -18,7 +18,9 @@ Each catalog entry names the kernels its datasets were recorded with (``recordin
 Both emulations follow OpenBLAS 0.3.31 (``kernel/x86_64/sgemv_n_4.c`` with its Haswell and SkylakeX micro-kernels,
 ``ddot.c``): numpy's ``x @ W`` for a (1, n) float32 row and a C-contiguous (n, m) matrix is ``sgemv_n`` on the
 column-major (m, n) matrix. Every emulated operation is a correctly rounded IEEE operation, so the result is the same
-on every CPU numpy runs on.
+on every CPU numpy runs on. Not emulated: the ``symlog`` observation transform's ``np.log1p``, which numpy computes
+with Intel's SVML on AVX-512 machines (no shipped behaviour snapshot uses it), and float64 arithmetic inside
+dm_control's observations and rewards other than short norms (see ``docs/datasets.md``).
 """
 
 from __future__ import annotations
