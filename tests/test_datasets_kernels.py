@@ -151,3 +151,17 @@ def test_unknown_kernels_are_refused_by_name():
         NumpyGreedy([], (np.zeros((2, 2), F32), np.zeros(2, F32)), np.zeros((1, 2), F32), 1).with_kernels(
             "openblas-zen5"
         )
+
+
+def test_the_catalog_names_the_recording_kernels_and_info_shows_them():
+    from typer.testing import CliRunner
+
+    from spin_bench.cli.datasets import app as datasets_app
+    from spin_bench.datasets.catalog import load_catalog
+
+    catalog = load_catalog()
+    assert catalog.task_entry("quadruped-walk", 3).recording_kernels == K.SKYLAKEX
+    assert catalog.task_entry("dog-trot", 30).recording_kernels == K.HASWELL
+    result = CliRunner().invoke(datasets_app, ["info", "spin/quadruped-walk/medium-expert-v0", "--offline"])
+    assert result.exit_code == 0, result.output
+    assert "openblas-skylakex" in result.output

@@ -153,6 +153,12 @@ def info_cmd(
         ("size", f"{ds.size:,} transitions, {ds.episodes:,} episodes of {entry.max_episode_steps} steps"),
         ("recipe", describe_recipe(entry, ds) + (f" (= {' + '.join(ds.concat)})" if ds.concat else "")),
         ("segments", "; ".join(f"{s.policy}: seeds {s.seed}..{s.seed + s.episodes - 1}" for s in ds.segments)),
+        (
+            "recording kernels",
+            f"{entry.recording_kernels} (builds decide near-ties as they did, on any CPU)"
+            if entry.recording_kernels
+            else "not named (builds use this CPU's numpy)",
+        ),
     ]
     for name in sorted(ds.policies() - {"random"}):
         cp = entry.checkpoints[name]
