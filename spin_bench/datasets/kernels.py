@@ -164,14 +164,15 @@ def sgemv(
     out = np.empty(m, _F32)
     out[:m2] = y
     if m3:
-        out[m2:] = _tail_rows(kernels, w[:, m2:], x)
+        out[m2:] = _tail_rows(kernels, a64[:, m2:], x)
     return out
 
 
-def _tail_rows(kernels: str, w: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The last ``m % 4`` rows: plain C loops ``temp += a * x``, fused by the SkylakeX build's compiler."""
-    products = (w.astype(_F64) * x.astype(_F64)[:, None]).T.tolist()  # exact float32 x float32 products
-    out = np.empty(w.shape[1], _F32)
+def _tail_rows(kernels: str, a64: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The last ``m % 4`` rows (``a64``: their float32 weights as float64): plain C loops ``temp += a * x``, fused
+    by the SkylakeX build's compiler."""
+    products = (a64 * x.astype(_F64)[:, None]).T.tolist()  # exact float32 x float32 products
+    out = np.empty(a64.shape[1], _F32)
     for i, row in enumerate(products):
         t = 0.0
         for p in row:
