@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/agents.py [--device cpu|cuda] [--threads 1] [--seconds 3] [--presets quick paper]
                                    [--shapes cheetah-run dog] [--agents spin saint f-iql ar-iql bc]
-                                   [--no-asm] [--no-eval] [--compile] [--rounds 1]
+                                   [--no-asm] [--no-eval] [--compile] [--float32] [--rounds 1]
                                    [--compare PATH | --baseline-commit REV]
 
 For each preset (quick, lite, paper), shape (cheetah-run: 17 obs dims, 6 x 3 bins; quadruped-walk: 78, 12 x 3; dog:
@@ -14,7 +14,15 @@ For each preset (quick, lite, paper), shape (cheetah-run: 17 obs dims, 6 x 3 bin
 - ``upd/s``: updates per second over ``--seconds`` after a warm-up (sampling included);
 - ``GFLOP/s`` and ``share``: GFLOP x upd/s, and its fraction of the roofline: the best rate of float32 square
   matmuls of 256, 512 and 1024 on the same device and threads, measured in the same process right before and
-  after the agent (the mean of the two), so a shared machine's drift cancels out of the ratio.
+  after the agent (the mean of the two), so a shared machine's drift cancels out of the ratio. On CUDA that is
+  float32 with TF32 off (PyTorch's default), while the agents' defaults run the transformer forward passes under
+  bf16 autocast there (``bf16=True``), so their share can pass 100%; ``--float32`` builds them with ``bf16=False``.
+
+Update rows also give ``ops``, the ATen operator calls one update dispatches (views included, counted with a
+``TorchDispatchMode``), and ``us/op``, the update's time divided by them. Eager PyTorch pays a host-side cost of
+some microseconds per call whatever the tensor sizes, so where ``us/op`` sits at that cost (on a GPU, where the
+arithmetic itself is fast) the update is bound by dispatch, not by the device, and only fewer calls (or one CUDA
+graph for the whole update) make it faster.
 
 ``--matmul-ceiling`` adds, for update rows, the share the update would reach if it did nothing but its own
 matmuls: every ``mm``, ``addmm``, ``bmm`` and ``baddbmm`` one update issues is recorded (shapes and whether each
@@ -127,6 +135,22 @@ def flops(fn) -> int:
     return counter.get_total_flops()
 
 
+def count_ops(fn) -> int:
+    """ATen operator calls of ``fn`` (views included): what the host dispatches, one by one, in eager mode."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counter(TorchDispatchMode):
+        calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Counter.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    with Counter():
+        fn()
+    return Counter.calls
+
+
 MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm")
 
 
@@ -209,7 +233,7 @@ def measure(job: dict) -> dict:
         actions = torch.as_tensor(data.actions, device=device)
 
         def asm_run(steps: int) -> tuple[float, int]:
-            cfg = make_config("spin", job["preset"], compile=job["compile"], asm_steps=steps)
+            cfg = make_config("spin", job["preset"], compile=job["compile"], bf16=job["bf16"], asm_steps=steps)
             return pretrain_asm(obs, actions, data.nvec, cfg, 0)[1], cfg.asm_batch_size
 
         result["flops"] = flops(lambda: asm_run(1))  # model building does no matmul: this is one step
@@ -254,7 +278,7 @@ def measure(job: dict) -> dict:
                 env.step(rng.integers(0, m, n))
         result["env_rate"] = EVAL_EPISODES * EVAL_STEPS / (time.perf_counter() - start)
     else:
-        agent = make_agent(what, obs_dim, data.nvec, job["preset"], device, 0, compile=job["compile"])
+        agent = make_agent(what, obs_dim, data.nvec, job["preset"], device, 0, compile=job["compile"], bf16=job["bf16"])
         if what == "spin":
             # Stage 2 alone: its cost does not depend on the frozen trunk's values, and skipping the ASM
             # keeps stage 1's memory out of the peak (the asm row measures it).
@@ -264,6 +288,7 @@ def measure(job: dict) -> dict:
         for _ in range(3):
             agent.update(sampler.sample(batch_size))
         result["flops"] = flops(lambda: agent.update(sampler.sample(batch_size)))
+        result["ops"] = count_ops(lambda: agent.update(sampler.sample(batch_size)))
         result["rate"] = rate(lambda: agent.update(sampler.sample(batch_size)), seconds, sync)
         result["trainable"] = agent.num_parameters(trainable_only=True)
         if job.get("matmul_ceiling"):
@@ -325,6 +350,11 @@ def main() -> None:
     parser.add_argument("--no-asm", action="store_true", help="skip the ASM step rows")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation rows")
     parser.add_argument("--compile", action="store_true", help="agents built with compile=True")
+    parser.add_argument(
+        "--float32",
+        action="store_true",
+        help="agents built with bf16=False (CUDA: no autocast; CPU runs float32 anyway)",
+    )
     parser.add_argument("--rounds", type=int, default=1, help="measurements per row (the median is shown)")
     parser.add_argument(
         "--matmul-ceiling", action="store_true", help="time each update's matmuls alone: the share they bound"
@@ -358,6 +388,7 @@ def report(args) -> None:
         "device": args.device,
         "seconds": args.seconds,
         "compile": args.compile,
+        "bf16": not args.float32,
         "threads": args.threads if args.device == "cpu" else 0,
         "matmul_ceiling": args.matmul_ceiling,
     }
@@ -365,13 +396,16 @@ def report(args) -> None:
     if args.compare is not None:
         codes = {"old": args.compare.resolve(), **codes}
     threads = common["threads"] or torch.get_num_threads()
-    print(f"device={args.device} torch={torch.__version__} threads={threads} timed={args.seconds}s per row")
+    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"threads={threads}"
+    precision = "float32" if args.float32 or not args.device.startswith("cuda") else "bf16 transformer forward passes"
+    print(f"device={args.device} ({where}) torch={torch.__version__} {precision} timed={args.seconds}s per row")
     if args.compare is not None:
         print(f"old: {codes['old']}  new: {HERE.parents[1]}  (interleaved, {args.rounds} round(s), median shown)")
     head = f"{'GFLOP':>8}{'rate':>10}{'GFLOP/s':>9}{'roof':>7}{'share':>7}{'MiB':>7}"
     print(
         f"{'preset':<7}{'shape':<16}{'row':<16}{head}"
         + (f"{'old rate':>10}{'share':>7}{'speed-up':>9}" if args.compare else "")
+        + f"{'ops':>6}{'us/op':>7}"
         + (f"{'calls':>7}{'mm ms':>8}{'in mm':>7}{'mm ceil':>9}" if args.matmul_ceiling else "")
     )
     for preset in args.presets:
@@ -395,6 +429,8 @@ def report(args) -> None:
                     old = rows["old"]
                     share = old["flops"] * old["rate"] / 1e9 / old["roofline"]
                     line += f"{old['rate']:>10.1f}{100 * share:>6.0f}%{new['rate'] / old['rate']:>8.2f}x"
+                if "ops" in new:
+                    line += f"{new['ops']:>6}{1e6 / (new['ops'] * new['rate']):>7.1f}"
                 if "mm_seconds" in new:
                     ceiling = new["mm_flops"] / new["mm_seconds"] / 1e9 / new["roofline"]
                     line += f"{new['mm_calls']:>7}{1e3 * new['mm_seconds']:>8.1f}"
