@@ -21,6 +21,8 @@ class BCAgent(Agent):
     name = "bc"
     config: BCConfig
     config_class = BCConfig
+    METRICS = ("actor_loss",)
+    """What ``update`` returns: the negative log-likelihood of the batch's joint actions."""
 
     def __init__(self, obs_dim, nvec, config=None, device="cpu", seed=0):
         super().__init__(obs_dim, nvec, config, device, seed)
@@ -43,10 +45,12 @@ class BCAgent(Agent):
         """Negative log-likelihood of the dataset's joint actions (float32: the MLP actor is never autocast)."""
         return -self.actor.log_prob(batch.observations, batch.actions).mean()
 
-    def update(self, batch: Batch) -> dict[str, float]:
+    def gradient_step(self, batch: Batch) -> torch.Tensor:
         loss = self._loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self.step += 1
-        return {"actor_loss": loss.item()}
+        return loss.detach().reshape(1)
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        return self.finish_update(self.gradient_step(batch))

@@ -110,6 +110,20 @@ class Agent(ABC):
     def update(self, batch: Batch) -> dict[str, float]:
         """One gradient step; returns plain-float metrics."""
 
+    METRICS: ClassVar[tuple[str, ...]] = ()
+    """Names of the values ``gradient_step`` returns, in order (agents that provide one)."""
+
+    def gradient_step(self, batch: Batch) -> torch.Tensor:
+        """The work of ``update`` without its host side: the step on ``batch`` and its ``METRICS`` as one 1-D tensor
+        on the training device, with no synchronisation with the host and no Python state changed, so that one
+        CUDA graph can capture it. Agents that provide it build ``update`` as ``finish_update(gradient_step(b))``."""
+        raise NotImplementedError(f"{type(self).__name__} provides no gradient_step; use update")
+
+    def finish_update(self, metrics: torch.Tensor) -> dict[str, float]:
+        """The host side of ``update`` after a ``gradient_step``: count the step, read the metrics in one transfer."""
+        self.step += 1
+        return dict(zip(self.METRICS, metrics.tolist(), strict=True))
+
     # --- acting ---------------------------------------------------------------------------------
     @abstractmethod
     def _sample(self, obs: torch.Tensor, deterministic: bool, generator: Generators) -> torch.Tensor:

@@ -210,11 +210,13 @@ class IQLAgent(Agent):
         )
         return value_loss + critic_loss + actor_loss, metrics
 
-    def update(self, batch: Batch) -> dict[str, float]:
+    def gradient_step(self, batch: Batch) -> torch.Tensor:
         loss, metrics = self._losses(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         polyak_update(self.critic_target, self.critic, self.config.tau)
-        self.step += 1
-        return dict(zip(self.METRICS, metrics.tolist(), strict=True))
+        return metrics
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        return self.finish_update(self.gradient_step(batch))
