@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -40,11 +39,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from agents import SHAPES, rate, synthetic  # noqa: E402
-from gpu_parity import flat_parameters, relative  # noqa: E402
+from gpu_parity import flat_parameters, relative, without_dropout  # noqa: E402
 
 from spin_bench.agents import TransitionSampler, precision  # noqa: E402
 from spin_bench.agents.base import Batch  # noqa: E402
-from spin_bench.registry import AGENT_NAMES, agent_class, make_agent  # noqa: E402
+from spin_bench.registry import AGENT_NAMES, make_agent  # noqa: E402
 
 WARMUP = 3
 
@@ -105,9 +104,8 @@ def build(name: str, shape: str, preset: str, device: str, **overrides):
 
 
 def parity(name: str, shape: str, preset: str, updates: int, device: str) -> tuple[float, float]:
-    no_dropout = {f.name: 0.0 for f in dataclasses.fields(agent_class(name).config_class) if "dropout" in f.name}
-    eager, sampler = build(name, shape, preset, device, bf16=False, **no_dropout)
-    twin, _ = build(name, shape, preset, device, bf16=False, **no_dropout)
+    eager, sampler = build(name, shape, preset, device, bf16=False, **without_dropout(name))
+    twin, _ = build(name, shape, preset, device, bf16=False, **without_dropout(name))
     for key, net in eager._networks().items():
         twin._networks()[key].load_state_dict(net.state_dict())
     for key, opt in eager._optimizers().items():

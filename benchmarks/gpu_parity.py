@@ -42,12 +42,17 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm().clamp_min(1e-30))
 
 
+def without_dropout(name: str) -> dict[str, float]:
+    """Config overrides setting every dropout rate of agent ``name`` to 0: no random draw enters its update."""
+    return {f.name: 0.0 for f in dataclasses.fields(agent_class(name).config_class) if "dropout" in f.name}
+
+
 def compare(name: str, device: str, preset: str, shape: str, updates: int) -> dict[str, float]:
     obs_dim, n, m = SHAPES[shape]
     data = synthetic(obs_dim, n, m)
-    no_dropout = {f.name: 0.0 for f in dataclasses.fields(agent_class(name).config_class) if "dropout" in f.name}
+    overrides = without_dropout(name)
     agents = [
-        make_agent(name, obs_dim, data.nvec, preset, where, 0, bf16=False, **no_dropout) for where in ("cpu", device)
+        make_agent(name, obs_dim, data.nvec, preset, where, 0, bf16=False, **overrides) for where in ("cpu", device)
     ]
     cpu, twin = agents
     for key, net in cpu._networks().items():
