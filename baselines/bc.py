@@ -51,6 +51,3 @@ class BCAgent(Agent):
         loss.backward()
         self.optimizer.step()
         return loss.detach().reshape(1)
-
-    def update(self, batch: Batch) -> dict[str, float]:
-        return self.finish_update(self.gradient_step(batch))

@@ -106,9 +106,10 @@ class Agent(ABC):
         """Stage-1 pretraining before the first update; returns its wall-clock seconds (0 here)."""
         return 0.0
 
-    @abstractmethod
     def update(self, batch: Batch) -> dict[str, float]:
-        """One gradient step; returns plain-float metrics."""
+        """One gradient step; returns plain-float metrics. An agent overrides this or ``gradient_step``; by default
+        it is ``finish_update(gradient_step(batch))``."""
+        return self.finish_update(self.gradient_step(batch))
 
     METRICS: ClassVar[tuple[str, ...]] = ()
     """Names of the values ``gradient_step`` returns, in order (agents that provide one)."""
@@ -116,7 +117,7 @@ class Agent(ABC):
     def gradient_step(self, batch: Batch) -> torch.Tensor:
         """The work of ``update`` without its host side: the step on ``batch`` and its ``METRICS`` as one 1-D tensor
         on the training device, with no synchronisation with the host and no Python state changed, so that one
-        CUDA graph can capture it. Agents that provide it build ``update`` as ``finish_update(gradient_step(b))``."""
+        CUDA graph can capture it."""
         raise NotImplementedError(f"{type(self).__name__} provides no gradient_step; use update")
 
     def finish_update(self, metrics: torch.Tensor) -> dict[str, float]:

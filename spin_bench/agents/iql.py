@@ -217,6 +217,3 @@ class IQLAgent(Agent):
         self.optimizer.step()
         polyak_update(self.critic_target, self.critic, self.config.tau)
         return metrics
-
-    def update(self, batch: Batch) -> dict[str, float]:
-        return self.finish_update(self.gradient_step(batch))
