@@ -10,6 +10,11 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+# Rich fixes a console's width when the console is made, and the CLI makes its consoles when it is imported, while
+# pytest collects the test modules: pytest-xdist's workers start with COLUMNS=80 in their environment, which would
+# wrap the long paths that the CLI tests look for. The per-test fixture below cannot reach a console made earlier.
+os.environ["COLUMNS"] = "200"
+
 
 @pytest.fixture(autouse=True)
 def _isolated_data_dirs(monkeypatch, tmp_path_factory):

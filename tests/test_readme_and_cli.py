@@ -24,7 +24,8 @@ def test_readme_has_exactly_the_two_setup_commands_and_ci_runs_the_test_one():
     main, test = readme_command("main-command"), readme_command("test-command")
     for command in (main, test):
         assert command.startswith("pip install torch==2.13.0 && pip install -e ")
-    assert test.endswith("python -m pytest -q")
+    # The whole suite, in parallel or not: no -m or -k selection.
+    assert re.fullmatch(r".* && python -m pytest -q( -n \S+)?( --dist \S+)?", test), test
     assert "test-command" in (ROOT / ".ci" / "run").read_text()
 
 
