@@ -10,9 +10,9 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-# Rich fixes a console's width when the console is made, and the CLI makes its consoles when it is imported, while
-# pytest collects the test modules: pytest-xdist's workers start with COLUMNS=80 in their environment, which would
-# wrap the long paths that the CLI tests look for. The per-test fixture below cannot reach a console made earlier.
+# Rich tables and long paths in CLI output stay on one line. Set for the whole session, before collection: Rich fixes
+# a console's width when the console is made, the CLI makes its consoles when it is imported, and pytest-xdist's
+# workers start with COLUMNS=80, which a per-test setting could not reach.
 os.environ["COLUMNS"] = "200"
 
 
@@ -22,7 +22,6 @@ def _isolated_data_dirs(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path_factory.mktemp("minari-datasets")))
     for var in ("MINARI_REMOTE", "SPIN_BENCH_CATALOG", "STORAGE_EMULATOR_HOST"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("COLUMNS", "200")  # rich tables: full dataset ids in CLI output
 
 
 TINY_TASK = "cheetah-run"
